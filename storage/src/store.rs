@@ -1,0 +1,532 @@
+//! The sled store: opening it safely, the atomic write path, and the scans
+//! behind `verify` and `rebuild`.
+//!
+//! Guarantees, in order of importance:
+//! 1. A commit is one `apply_batch` on one tree: its sales, their totals,
+//!    their ids and the sequence counter land together or not at all.
+//! 2. A commit is flushed to disk before anyone is told it succeeded.
+//! 3. The totals (`A` records) always equal a fold of the sales (`S`
+//!    records); `verify` proves it and `rebuild` restores it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chrono::NaiveDate;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::aggregates::{Statistics, Totals};
+use crate::codec::{self, put_varint, Reader, ID_FORMAT};
+use crate::date::Month;
+use crate::error::StoreError;
+use crate::group;
+use crate::item::Item;
+use crate::keys::{self, BATCH_IDS, SALES, SALE_IDS, TOTALS};
+use crate::sale::{NewSale, SaleId};
+
+/// The layout version this program reads and writes.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes. sled's default is 1 GiB; a sales store
+    /// needs far less because reads are served from the totals in memory.
+    pub cache_bytes: u64,
+    /// Open a database with an older layout, for `migrate` only.
+    pub allow_old_layout: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            allow_old_layout: false,
+        }
+    }
+}
+
+/// The statistics as of the last durable commit, shared with readers.
+/// Readers take the read lock only while they copy or render.
+pub type SharedStatistics = Arc<RwLock<Statistics>>;
+
+/// What happened to one sale in a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sale is stored and counted.
+    Stored,
+    /// A sale (or batch) with this id and the same content was already
+    /// stored; nothing changed.
+    Duplicate,
+    /// This id is already stored with other content; nothing changed.
+    Conflict,
+}
+
+/// A unit of work for the writer: sales that may carry ids, optionally
+/// under a batch id that makes the whole request idempotent.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub(crate) batch: Option<(SaleId, u128)>,
+    pub(crate) sales: Vec<NewSale>,
+}
+
+impl WriteRequest {
+    /// Sales whose ids (if any) are checked one by one.
+    pub fn sales(sales: Vec<NewSale>) -> WriteRequest {
+        WriteRequest { batch: None, sales }
+    }
+
+    /// Sales stored all together under a batch id: sending the same batch
+    /// again counts every sale as a duplicate.
+    pub fn batch(id: SaleId, sales: Vec<NewSale>) -> WriteRequest {
+        let mut fingerprints = Vec::with_capacity(sales.len() * 16);
+        for new in &sales {
+            fingerprints.extend_from_slice(&fingerprint(new).to_le_bytes());
+        }
+        WriteRequest {
+            batch: Some((id, xxh3_128(&fingerprints))),
+            sales,
+        }
+    }
+
+    /// Number of sales in the request.
+    pub fn len(&self) -> usize {
+        self.sales.len()
+    }
+
+    /// True when the request holds no sale.
+    pub fn is_empty(&self) -> bool {
+        self.sales.is_empty()
+    }
+}
+
+fn fingerprint(new: &NewSale) -> u128 {
+    new.sale.fingerprint()
+}
+
+/// The sales database.
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    next_seq: u64,
+    statistics: SharedStatistics,
+    /// Set when a commit may have half-reached the disk: from then on
+    /// every write is refused until the process restarts and reloads.
+    failed: bool,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, checking its layout, and
+    /// loads the totals into memory.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let db = open_sled(path, options.cache_bytes)?;
+        let shown = path.display().to_string();
+        let layout = read_layout(&db, &shown)?;
+        if layout > LAYOUT_VERSION {
+            return Err(StoreError::LayoutTooNew {
+                path: shown,
+                found: layout,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        if layout < LAYOUT_VERSION && !options.allow_old_layout {
+            return Err(StoreError::LayoutTooOld {
+                path: shown,
+                found: layout,
+                supported: LAYOUT_VERSION,
+            });
+        }
+
+        let next_seq = match db.get(keys::META_NEXT_SEQ)? {
+            Some(bytes) => read_u64(&bytes, keys::META_NEXT_SEQ)?,
+            None => 0,
+        };
+        let statistics = Arc::new(RwLock::new(load_totals(&db)?));
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+            next_seq,
+            statistics,
+            failed: false,
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A live view of the statistics, updated after every commit.
+    pub fn statistics(&self) -> SharedStatistics {
+        Arc::clone(&self.statistics)
+    }
+
+    /// Stores requests in one atomic, durable commit, and says per sale
+    /// what happened. Nothing is visible to readers before it is on disk.
+    pub fn commit(
+        &mut self,
+        requests: &[WriteRequest],
+    ) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        if self.failed {
+            return Err(StoreError::WriteFailed(
+                "an earlier write failed; restart the server so that it reloads the \
+                 database"
+                    .into(),
+            ));
+        }
+
+        let seq = self.next_seq;
+        let mut plan = CommitPlan::new(seq);
+        let outcomes = requests
+            .iter()
+            .map(|request| plan.add_request(&self.db, request))
+            .collect::<Result<Vec<_>, _>>()?;
+        if plan.stored == 0 && plan.claimed.is_empty() {
+            return Ok(outcomes);
+        }
+
+        let batch =
+            plan.finish(&self.statistics.read().unwrap_or_else(|e| e.into_inner()));
+        self.db
+            .apply_batch(batch)
+            .map_err(|error| self.fail(error))?;
+        self.db.flush().map_err(|error| self.fail(error))?;
+
+        self.next_seq = seq + 1;
+        let mut statistics = self.statistics.write().unwrap_or_else(|e| e.into_inner());
+        for ((item, month), delta) in &plan.deltas {
+            statistics.add(item, *month, delta);
+        }
+        Ok(outcomes)
+    }
+
+    fn fail(&mut self, error: sled::Error) -> StoreError {
+        self.failed = true;
+        tracing::error!(%error, "commit failed; refusing further writes until restart");
+        StoreError::Io(error)
+    }
+
+    /// Whether the first-start import of sample data has been done.
+    pub fn is_seeded(&self) -> Result<bool, StoreError> {
+        Ok(self.db.contains_key(keys::META_SEEDED)?)
+    }
+
+    /// Records that the first-start import has been done.
+    pub fn mark_seeded(&self) -> Result<(), StoreError> {
+        self.db.insert(keys::META_SEEDED, &b"1"[..])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Counts the sales and recomputes the statistics by reading every raw
+    /// sale: the slow, trustworthy path behind `verify` and `rebuild`.
+    pub fn fold_sales(&self) -> Result<(Statistics, u64), StoreError> {
+        let mut statistics = Statistics::default();
+        let mut count = 0;
+        self.for_each_sale(|sale| {
+            statistics.add_sale(&sale.sale);
+            count += 1;
+        })?;
+        Ok((statistics, count))
+    }
+
+    /// Calls `visit` for every stored sale, in key order (by local day,
+    /// then item).
+    pub fn for_each_sale(
+        &self,
+        mut visit: impl FnMut(NewSale),
+    ) -> Result<(), StoreError> {
+        for entry in self.db.scan_prefix([SALES]) {
+            let (key, value) = entry?;
+            let (day, item) = parse_group(&key)?;
+            let sales =
+                group::decode(day, &item, &value).map_err(|e| corrupt(&key, e))?;
+            sales.into_iter().for_each(&mut visit);
+        }
+        Ok(())
+    }
+
+    /// The totals as stored on disk (not the in-memory copy).
+    pub fn stored_totals(&self) -> Result<Statistics, StoreError> {
+        load_totals(&self.db)
+    }
+
+    /// Replaces every stored total with a fold of the raw sales, in one
+    /// atomic commit. Returns the number of sales folded.
+    pub fn rebuild_totals(&mut self) -> Result<u64, StoreError> {
+        let (folded, count) = self.fold_sales()?;
+        let mut batch = sled::Batch::default();
+        for entry in self.db.scan_prefix([TOTALS]) {
+            batch.remove(entry?.0);
+        }
+        for (item, month, totals) in folded.entries() {
+            batch.insert(keys::totals_key(item, month), codec::encode_totals(totals));
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        *self.statistics.write().unwrap_or_else(|e| e.into_inner()) = folded;
+        Ok(count)
+    }
+
+    /// The layout version written in the store.
+    pub fn layout_version(&self) -> Result<u32, StoreError> {
+        read_layout(&self.db, &self.path.display().to_string())
+    }
+
+    /// Writes the layout version, durably.
+    pub fn set_layout_version(&self, version: u32) -> Result<(), StoreError> {
+        self.db.insert(keys::META_LAYOUT, &version.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Flushes everything to disk. Commits already flush; this is for
+    /// shutdown, so that sled has nothing left for its `Drop` to do.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The pieces of one commit, gathered before anything is written.
+struct CommitPlan {
+    seq: u64,
+    batch: sled::Batch,
+    /// Ids claimed by this commit, with their fingerprints, so that two
+    /// requests in one commit cannot both claim an id.
+    claimed: HashMap<Vec<u8>, u128>,
+    groups: BTreeMap<(NaiveDate, Item), Vec<NewSale>>,
+    deltas: BTreeMap<(Item, Month), Totals>,
+    stored: usize,
+}
+
+impl CommitPlan {
+    fn new(seq: u64) -> CommitPlan {
+        CommitPlan {
+            seq,
+            batch: sled::Batch::default(),
+            claimed: HashMap::new(),
+            groups: BTreeMap::new(),
+            deltas: BTreeMap::new(),
+            stored: 0,
+        }
+    }
+
+    fn add_request(
+        &mut self,
+        db: &sled::Db,
+        request: &WriteRequest,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        if let Some((id, fingerprint)) = &request.batch {
+            let key = keys::id_key(BATCH_IDS, id.as_str());
+            match self.claim(db, key, *fingerprint)? {
+                Outcome::Stored => {}
+                other => return Ok(vec![other; request.sales.len()]),
+            }
+        }
+
+        let mut outcomes = Vec::with_capacity(request.sales.len());
+        for new in &request.sales {
+            let outcome = match &new.id {
+                Some(id) => {
+                    self.claim(db, keys::id_key(SALE_IDS, id.as_str()), fingerprint(new))?
+                }
+                None => Outcome::Stored,
+            };
+            if outcome == Outcome::Stored {
+                self.add_sale(new);
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Claims an id for this commit, unless it is already taken.
+    fn claim(
+        &mut self,
+        db: &sled::Db,
+        key: Vec<u8>,
+        fingerprint: u128,
+    ) -> Result<Outcome, StoreError> {
+        let existing = match self.claimed.get(&key) {
+            Some(claimed) => Some(*claimed),
+            None => db
+                .get(&key)?
+                .map(|value| decode_id(&value).map_err(|e| corrupt(&key, e)))
+                .transpose()?,
+        };
+        match existing {
+            Some(stored) if stored == fingerprint => Ok(Outcome::Duplicate),
+            Some(_) => Ok(Outcome::Conflict),
+            None => {
+                self.batch
+                    .insert(key.as_slice(), encode_id(fingerprint, self.seq));
+                self.claimed.insert(key, fingerprint);
+                Ok(Outcome::Stored)
+            }
+        }
+    }
+
+    fn add_sale(&mut self, new: &NewSale) {
+        let sale = &new.sale;
+        self.deltas
+            .entry((sale.item.clone(), sale.date.month()))
+            .or_default()
+            .add_sale(sale);
+        self.groups
+            .entry((sale.date.day(), sale.item.clone()))
+            .or_default()
+            .push(new.clone());
+        self.stored += 1;
+    }
+
+    /// Turns the plan into one sled batch: the groups, the new totals
+    /// (current + delta) and the next sequence number.
+    fn finish(&mut self, current: &Statistics) -> sled::Batch {
+        let mut batch = std::mem::take(&mut self.batch);
+        for ((day, item), sales) in &self.groups {
+            let sales: Vec<&NewSale> = sales.iter().collect();
+            batch.insert(keys::group_key(*day, item, self.seq), group::encode(&sales));
+        }
+        for ((item, month), delta) in &self.deltas {
+            let mut totals = current.get(item, *month).copied().unwrap_or_default();
+            totals.add(delta);
+            batch.insert(
+                keys::totals_key(item, *month),
+                codec::encode_totals(&totals),
+            );
+        }
+        batch.insert(keys::META_NEXT_SEQ, &(self.seq + 1).to_be_bytes());
+        batch
+    }
+}
+
+fn encode_id(fingerprint: u128, seq: u64) -> Vec<u8> {
+    let mut out = vec![ID_FORMAT];
+    out.extend_from_slice(&fingerprint.to_le_bytes());
+    put_varint(&mut out, u128::from(seq));
+    out
+}
+
+fn decode_id(bytes: &[u8]) -> Result<u128, codec::Malformed> {
+    let mut reader = Reader::new(bytes);
+    if reader.byte()? != ID_FORMAT {
+        return Err(codec::Malformed("unknown id format"));
+    }
+    let fingerprint = reader.bytes(16)?;
+    Ok(u128::from_le_bytes(
+        fingerprint
+            .try_into()
+            .map_err(|_| codec::Malformed("truncated"))?,
+    ))
+}
+
+fn parse_group(key: &[u8]) -> Result<(NaiveDate, Item), StoreError> {
+    let (day, item, _) = keys::parse_group_key(key)
+        .ok_or_else(|| corrupt(key, codec::Malformed("bad key")))?;
+    Ok((day, item))
+}
+
+fn corrupt(key: &[u8], error: codec::Malformed) -> StoreError {
+    StoreError::CorruptRecord {
+        key: keys::display_key(key),
+        cause: error.0.to_string(),
+    }
+}
+
+fn read_u64(bytes: &[u8], key: &[u8]) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| corrupt(key, codec::Malformed("not 8 bytes")))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Reads the layout version; a brand-new, empty database gets the current
+/// one written into it.
+fn read_layout(db: &sled::Db, path: &str) -> Result<u32, StoreError> {
+    if let Some(bytes) = db.get(keys::META_LAYOUT)? {
+        let array: [u8; 4] =
+            bytes.as_ref().try_into().map_err(|_| StoreError::Damaged {
+                path: path.to_string(),
+                cause: "the layout version record is malformed".into(),
+            })?;
+        return Ok(u32::from_be_bytes(array));
+    }
+    if db.first()?.is_some() {
+        // Data without a version: written before layouts were versioned.
+        return Ok(0);
+    }
+    db.insert(keys::META_LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+    db.flush()?;
+    Ok(LAYOUT_VERSION)
+}
+
+fn load_totals(db: &sled::Db) -> Result<Statistics, StoreError> {
+    let mut statistics = Statistics::default();
+    for entry in db.scan_prefix([TOTALS]) {
+        let (key, value) = entry?;
+        let (item, month) = keys::parse_totals_key(&key)
+            .ok_or_else(|| corrupt(&key, codec::Malformed("bad totals key")))?;
+        let totals = codec::decode_totals(&value).map_err(|e| corrupt(&key, e))?;
+        statistics.add(&item, month, &totals);
+    }
+    Ok(statistics)
+}
+
+/// Opens sled, turning its failures (including panics on damaged files)
+/// into errors that say what to do.
+fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let shown = path.display().to_string();
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(Some(1_000));
+
+    let opened =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(error)) => Err(classify_open_error(shown, error)),
+        Err(panic) => Err(StoreError::Damaged {
+            path: shown,
+            cause: panic_message(&panic),
+        }),
+    }
+}
+
+fn classify_open_error(path: String, error: sled::Error) -> StoreError {
+    match error {
+        sled::Error::Io(io) if is_lock_error(&io) => StoreError::Locked { path },
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
+            StoreError::Damaged {
+                path,
+                cause: error.to_string(),
+            }
+        }
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            StoreError::Damaged {
+                path,
+                cause: io.to_string(),
+            }
+        }
+        other => StoreError::Io(other),
+    }
+}
+
+fn is_lock_error(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock || error.to_string().contains("lock")
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "sled panicked while reading its files".into())
+}

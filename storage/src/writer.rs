@@ -1,0 +1,182 @@
+//! The single writer: one thread owns the store and turns queued requests
+//! into group commits.
+//!
+//! Every request waiting when a commit starts joins it, so one flush pays
+//! for many requests: a lone client waits for one flush, and sixty-four
+//! concurrent clients share one flush instead of queueing for sixty-four.
+
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+use crate::store::{Outcome, SharedStatistics, Store, WriteRequest};
+
+/// Most sales in one commit. Large enough to amortise the flush, small
+/// enough to bound memory and the latency of the requests in it.
+const MAX_COMMIT_SALES: usize = 65_536;
+
+/// Requests that may wait in the queue before senders are slowed down.
+const QUEUE_DEPTH: usize = 1_024;
+
+/// The answer to a request: one outcome per sale.
+pub type WriteResult = Result<Vec<Outcome>, StoreError>;
+
+enum Job {
+    Write(WriteRequest, oneshot::Sender<WriteResult>),
+    Stop,
+}
+
+/// Owns the writer thread. Dropping it without [`Writer::close`] leaves the
+/// thread to stop when every handle is gone.
+pub struct Writer {
+    handle: WriterHandle,
+    thread: JoinHandle<Store>,
+    statistics: SharedStatistics,
+}
+
+/// A cheap, cloneable way to submit requests to the writer.
+#[derive(Clone)]
+pub struct WriterHandle {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread, which takes ownership of the store.
+    pub fn start(store: Store) -> Result<Writer, StoreError> {
+        let statistics = store.statistics();
+        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("sales-writer".into())
+            .spawn(move || run(store, jobs))
+            .map_err(|error| {
+                StoreError::WriteFailed(format!("cannot start writer: {error}"))
+            })?;
+        Ok(Writer {
+            handle: WriterHandle { queue },
+            thread,
+            statistics,
+        })
+    }
+
+    /// A handle for submitting requests.
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// The live statistics, updated after each durable commit.
+    pub fn statistics(&self) -> SharedStatistics {
+        SharedStatistics::clone(&self.statistics)
+    }
+
+    /// Finishes every request queued so far, stops the thread, flushes and
+    /// gives the store back. Requests submitted afterwards fail with
+    /// [`StoreError::ShuttingDown`].
+    pub fn close(self) -> Result<Store, StoreError> {
+        // If the queue is full this waits for room; the thread is draining it.
+        let _ = self.handle.queue.blocking_send(Job::Stop);
+        drop(self.handle);
+        let store = self
+            .thread
+            .join()
+            .map_err(|_| StoreError::WriteFailed("the writer thread panicked".into()))?;
+        store.flush()?;
+        Ok(store)
+    }
+}
+
+impl WriterHandle {
+    /// Queues a request and waits, asynchronously, until it is durable.
+    pub async fn write(&self, request: WriteRequest) -> WriteResult {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job::Write(request, reply))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Queues a request from blocking code and returns a receiver for its
+    /// answer, so that a caller can keep several requests in flight.
+    pub fn submit_blocking(
+        &self,
+        request: WriteRequest,
+    ) -> Result<oneshot::Receiver<WriteResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .blocking_send(Job::Write(request, reply))
+            .map_err(|_| StoreError::ShuttingDown)?;
+        Ok(answer)
+    }
+}
+
+/// Waits for the answer of [`WriterHandle::submit_blocking`].
+pub fn wait_blocking(answer: oneshot::Receiver<WriteResult>) -> WriteResult {
+    answer
+        .blocking_recv()
+        .map_err(|_| StoreError::ShuttingDown)?
+}
+
+fn run(mut store: Store, mut jobs: mpsc::Receiver<Job>) -> Store {
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = jobs.blocking_recv() else {
+            break;
+        };
+
+        // Gather everything already waiting, up to the commit size.
+        let mut requests = Vec::new();
+        let mut replies = Vec::new();
+        let mut sales = 0;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Stop => stopping = true,
+                Job::Write(request, reply) => {
+                    sales += request.len();
+                    requests.push(request);
+                    replies.push(reply);
+                }
+            }
+            if stopping || sales >= MAX_COMMIT_SALES {
+                break;
+            }
+            next = jobs.try_recv().ok();
+        }
+
+        if !requests.is_empty() {
+            commit_and_answer(&mut store, &requests, replies);
+        }
+    }
+    store
+}
+
+fn commit_and_answer(
+    store: &mut Store,
+    requests: &[WriteRequest],
+    replies: Vec<oneshot::Sender<WriteResult>>,
+) {
+    let sales: usize = requests.iter().map(WriteRequest::len).sum();
+    let started = std::time::Instant::now();
+    match store.commit(requests) {
+        Ok(outcomes) => {
+            tracing::debug!(
+                requests = requests.len(),
+                sales,
+                micros = started.elapsed().as_micros() as u64,
+                "committed"
+            );
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // A requester that gave up no longer needs its answer.
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, requests = requests.len(), sales, "commit failed");
+            let message = error.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::WriteFailed(message.clone())));
+            }
+        }
+    }
+}
