@@ -1,1 +1,302 @@
-fn main() {}
+//! `sales-client`: reads sales as JSON and pushes them to the sales
+//! server.
+//!
+//! With no arguments it reads stdin, as the seed's client did:
+//! `sales-client < data/2023/1/10/00261.json`. Arguments may be files
+//! (one object, an array, or NDJSON) and directories in the seed's layout.
+//! A single sale is sent with `RecordSale`; anything more streams through
+//! `StreamSales` in batches.
+
+// Printing results is this program's job.
+#![allow(clippy::print_stdout)]
+
+mod input;
+mod report;
+mod send;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use sales_proto::v1::{Outcome as WireOutcome, SaleBatch};
+use tokio::task::JoinHandle;
+
+use input::{Event, PlacedBatch, Reader, Source};
+use report::{exit, Progress, Summary};
+use send::Connection;
+
+/// Pushes sales (JSON) to the sales service.
+#[derive(Parser)]
+#[command(name = "sales-client", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Files or directories to read; `-` or nothing reads stdin. A file
+    /// holds one JSON object, an array of them, or one per line (NDJSON).
+    inputs: Vec<PathBuf>,
+
+    /// The server's gRPC address.
+    #[arg(long, env = "SALES_SERVER", default_value = "http://localhost:50051")]
+    server: String,
+
+    /// Bearer token, if the server requires one.
+    #[arg(long, env = "SALES_INGEST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Sales per batch in a stream.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    batch_size: u64,
+
+    /// Keep retrying an unreachable or restarting server for this many
+    /// seconds before giving up.
+    #[arg(long, default_value_t = 30)]
+    retry_secs: u64,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+const EXIT_CODES: &str =
+    "Exit codes: 0 all sales stored (or already stored), 1 some sales \
+refused, 2 bad arguments or unreadable input, 3 server unreachable or failing.";
+
+/// Sales sent in one stream; a retry resends at most this many.
+const WINDOW_SALES: usize = 65_536;
+
+/// Streams in flight at once.
+const STREAMS_IN_FLIGHT: usize = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::from(exit::SERVER);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+async fn run(cli: Cli) -> u8 {
+    let connection = match Connection::new(
+        &cli.server,
+        cli.token.as_deref(),
+        Duration::from_secs(cli.retry_secs),
+    ) {
+        Ok(connection) => connection,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return exit::USAGE;
+        }
+    };
+    let sources: Vec<Source> = if cli.inputs.is_empty() {
+        vec![Source::Stdin]
+    } else {
+        cli.inputs
+            .iter()
+            .map(|input| Source::from_argument(input))
+            .collect()
+    };
+
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(
+        input::total_bytes(&sources),
+        Arc::clone(&bytes_read),
+        !cli.no_progress,
+    );
+    let (events, mut received) = tokio::sync::mpsc::channel(8);
+    let reader = Reader::new(cli.batch_size as usize, bytes_read, events);
+    let reading = tokio::task::spawn_blocking(move || reader.run(sources));
+
+    let mut sender = Sender::new(connection, &cli.server);
+    while let Some(event) = received.recv().await {
+        sender.handle(event).await;
+        progress.message(sender.summary.sent, sender.summary.stored);
+    }
+    let _ = reading.await;
+    sender.finish().await;
+    progress.finish();
+    sender.summary.finish()
+}
+
+/// Gathers batches into windows and streams them.
+struct Sender {
+    connection: Connection,
+    server: String,
+    window: Vec<PlacedBatch>,
+    window_sales: usize,
+    streams: Vec<
+        JoinHandle<(
+            Vec<PlacedBatch>,
+            Result<sales_proto::v1::StreamSalesReply, tonic::Status>,
+        )>,
+    >,
+    started_streaming: bool,
+    summary: Summary,
+}
+
+impl Sender {
+    fn new(connection: Connection, server: &str) -> Sender {
+        Sender {
+            connection,
+            server: server.to_string(),
+            window: Vec::new(),
+            window_sales: 0,
+            streams: Vec::new(),
+            started_streaming: false,
+            summary: Summary::default(),
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        match event {
+            Event::Refused { place, rejection } => {
+                self.summary.refuse(&place, &rejection.to_string())
+            }
+            Event::Unreadable { place, error } => {
+                self.summary.unreadable.push(format!("{place}: {error}"))
+            }
+            Event::Batch(batch) => {
+                self.window_sales += batch.wire.sales.len();
+                self.window.push(batch);
+                if self.window_sales >= WINDOW_SALES {
+                    self.launch().await;
+                }
+            }
+        }
+    }
+
+    /// Starts streaming the current window, waiting for an earlier stream
+    /// if too many are in flight.
+    async fn launch(&mut self) {
+        self.started_streaming = true;
+        let window = std::mem::take(&mut self.window);
+        self.window_sales = 0;
+        if self.streams.len() >= STREAMS_IN_FLIGHT {
+            let oldest = self.streams.remove(0);
+            self.collect(oldest).await;
+        }
+        let connection = self.connection.clone();
+        self.streams.push(tokio::spawn(async move {
+            let batches: Vec<SaleBatch> =
+                window.iter().map(|batch| batch.wire.clone()).collect();
+            let reply = connection.stream(&batches).await;
+            (window, reply)
+        }));
+    }
+
+    async fn finish(&mut self) {
+        let single = !self.started_streaming
+            && self.window.len() == 1
+            && self.window[0].wire.sales.len() == 1;
+        if single {
+            self.send_one().await;
+        } else if !self.window.is_empty() {
+            self.launch().await;
+        }
+        for stream in std::mem::take(&mut self.streams) {
+            self.collect(stream).await;
+        }
+    }
+
+    /// The seed's usage: one sale, one call, and the server's answer.
+    async fn send_one(&mut self) {
+        let batch = self.window.remove(0);
+        let place = &batch.places[0];
+        let sale = batch.wire.sales[0].clone();
+        match self.connection.record(sale.clone()).await {
+            Ok(reply) => {
+                self.summary.sent = 1;
+                let outcome = match reply.outcome() {
+                    WireOutcome::Duplicate => {
+                        self.summary.duplicates += 1;
+                        "already stored (same id, same content)"
+                    }
+                    _ => {
+                        self.summary.stored += 1;
+                        "stored"
+                    }
+                };
+                println!(
+                    "{outcome}: {} x {} at {} on {} (month {})",
+                    sale.quantity, sale.item, sale.price, sale.date, reply.month
+                );
+            }
+            Err(status) => self.server_refused(place, &status, 1),
+        }
+    }
+
+    async fn collect(
+        &mut self,
+        stream: JoinHandle<(
+            Vec<PlacedBatch>,
+            Result<sales_proto::v1::StreamSalesReply, tonic::Status>,
+        )>,
+    ) {
+        let Ok((window, reply)) = stream.await else {
+            self.summary.server_error = Some("a sending task failed".into());
+            return;
+        };
+        let sales: u64 = window
+            .iter()
+            .map(|batch| batch.wire.sales.len() as u64)
+            .sum();
+        match reply {
+            Ok(reply) => {
+                self.summary.sent += sales;
+                self.summary.stored += reply.stored;
+                self.summary.duplicates += reply.duplicates;
+                let places: Vec<&String> = window
+                    .iter()
+                    .flat_map(|batch| batch.places.iter())
+                    .collect();
+                for rejection in &reply.rejections {
+                    let place = places
+                        .get(rejection.position as usize)
+                        .map_or("?", |p| p.as_str());
+                    self.summary.refuse(place, &rejection.reason);
+                }
+                // Refusals beyond the listed ones are counted, not located.
+                let unlisted =
+                    reply.rejected.saturating_sub(reply.rejections.len() as u64);
+                self.summary.refused += unlisted;
+            }
+            Err(status) => {
+                let place = window
+                    .first()
+                    .and_then(|b| b.places.first())
+                    .cloned()
+                    .unwrap_or_default();
+                self.server_refused(&place, &status, sales);
+            }
+        }
+    }
+
+    fn server_refused(&mut self, place: &str, status: &tonic::Status, sales: u64) {
+        match status.code() {
+            tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => {
+                self.summary.refuse(place, status.message());
+            }
+            tonic::Code::Unauthenticated => {
+                self.summary.unsent += sales;
+                self.summary.server_error =
+                    Some(format!("the server refused the token: {} (set --token or SALES_INGEST_TOKEN)", status.message()));
+            }
+            _ => {
+                self.summary.unsent += sales;
+                self.summary.server_error = Some(format!(
+                    "cannot store sales at {}: {} ({:?}); is the server running? Set --server or SALES_SERVER",
+                    self.server,
+                    status.message(),
+                    status.code()
+                ));
+            }
+        }
+    }
+}

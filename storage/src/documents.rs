@@ -136,7 +136,7 @@ impl<R: BufRead> SaleDocument<R> {
             }
             let line = self.value.start_line;
             self.value = Value::default();
-            return Some(Err((line, "the input ends inside this value".into())));
+            return Some(Err((line, "is not valid JSON: the input ends before this value is closed (a missing } or \")".into())));
         }
         if shape == Shape::Array {
             return Some(Err((
@@ -358,7 +358,11 @@ mod tests {
         let sales = read(&format!("[{SALE}"));
         assert!(sales[1].1.as_ref().unwrap_err().contains("closing ]"));
         let sales = read(r#"{"item": "papaya""#);
-        assert!(sales[0].1.as_ref().unwrap_err().contains("ends inside"));
+        assert!(sales[0]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("ends before this value"));
         let sales = read(&format!("[{SALE}] x"));
         assert!(sales[1].1.as_ref().unwrap_err().contains("after the end"));
     }

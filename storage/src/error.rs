@@ -18,7 +18,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(field: &'static str, value: &str, rule: impl Into<String>) -> Self {
+    /// A refusal of `field`, whose `value` breaks `rule`.
+    pub fn new(field: &'static str, value: &str, rule: impl Into<String>) -> Self {
         Rejection {
             field,
             value: if value.is_empty() {

@@ -1,0 +1,314 @@
+//! Reading sales from stdin, files and directories into batches, on a
+//! thread of its own so that parsing overlaps with sending.
+//!
+//! Each valid sale becomes a wire sale remembered with the place it came
+//! from (`file:line`), so that a refusal by the server can be reported
+//! where the user can fix it. Invalid sales never leave the machine.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sales_proto::v1::{Sale as WireSale, SaleBatch};
+use sales_storage::documents::SaleDocument;
+use sales_storage::{NewSale, Rejection, SaleId};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Where sales come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Stdin,
+    File(PathBuf),
+    /// A directory in the seed's layout; each sale's id is its file's path
+    /// under the directory, as the server's own import does.
+    Directory(PathBuf),
+}
+
+impl Source {
+    pub(crate) fn from_argument(argument: &Path) -> Source {
+        if argument.as_os_str() == "-" {
+            Source::Stdin
+        } else if argument.is_dir() {
+            Source::Directory(argument.to_path_buf())
+        } else {
+            Source::File(argument.to_path_buf())
+        }
+    }
+}
+
+/// A batch ready to send, with the place of each of its sales.
+pub(crate) struct PlacedBatch {
+    pub(crate) wire: SaleBatch,
+    pub(crate) places: Vec<String>,
+}
+
+/// What the reading thread hands to the sender.
+pub(crate) enum Event {
+    Batch(PlacedBatch),
+    Refused {
+        place: String,
+        rejection: Rejection,
+    },
+    /// A file could not be read at all.
+    Unreadable {
+        place: String,
+        error: String,
+    },
+}
+
+/// Reads every source in order, sending batches of `batch_size` sales.
+pub(crate) struct Reader {
+    pub(crate) batch_size: usize,
+    pub(crate) bytes_read: Arc<AtomicU64>,
+    pub(crate) events: tokio::sync::mpsc::Sender<Event>,
+    pending: Vec<(WireSale, String)>,
+    batches: u64,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        batch_size: usize,
+        bytes_read: Arc<AtomicU64>,
+        events: tokio::sync::mpsc::Sender<Event>,
+    ) -> Reader {
+        Reader {
+            batch_size,
+            bytes_read,
+            events,
+            pending: Vec::new(),
+            batches: 0,
+        }
+    }
+
+    /// Reads all sources; returns when done or when the sender has gone.
+    pub(crate) fn run(mut self, sources: Vec<Source>) {
+        for source in sources {
+            let going_on = match source {
+                Source::Stdin => self.read_stream(io::stdin().lock(), "<stdin>", None),
+                Source::File(path) => self.read_file(&path, None),
+                Source::Directory(dir) => self.read_directory(&dir),
+            };
+            if !going_on {
+                return;
+            }
+        }
+        self.flush();
+    }
+
+    fn read_file(&mut self, path: &Path, id: Option<&str>) -> bool {
+        match File::open(path) {
+            Ok(file) => self.read_stream(file, &path.display().to_string(), id),
+            Err(error) => self.emit(Event::Unreadable {
+                place: path.display().to_string(),
+                error: error.to_string(),
+            }),
+        }
+    }
+
+    fn read_directory(&mut self, dir: &Path) -> bool {
+        let mut files = Vec::new();
+        if let Err(error) = collect_json_files(dir, &mut files) {
+            return self.emit(Event::Unreadable {
+                place: dir.display().to_string(),
+                error: error.to_string(),
+            });
+        }
+        files.sort();
+        for file in files {
+            let id = relative_id(dir, &file);
+            if !self.read_file(&file, Some(&id)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Parses one stream of JSON. `id`, when given, is the id of a file's
+    /// single sale (`id#N` for the N-th when it holds several).
+    fn read_stream(&mut self, input: impl Read, name: &str, id: Option<&str>) -> bool {
+        let counted = CountingReader {
+            inner: input,
+            count: Arc::clone(&self.bytes_read),
+        };
+        let mut document =
+            SaleDocument::new(BufReader::with_capacity(256 * 1024, counted));
+        let mut first: Option<(NewSale, String)> = None;
+        let mut index = 0;
+        for read in document.by_ref() {
+            let read = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    return self.emit(Event::Unreadable {
+                        place: name.to_string(),
+                        error: error.to_string(),
+                    })
+                }
+            };
+            let place = format!("{name}:{}", read.line);
+            index = read.index;
+            match read.sale {
+                Err(rejection) => {
+                    if !self.emit(Event::Refused { place, rejection }) {
+                        return false;
+                    }
+                }
+                // Hold the first sale back until we know whether the file
+                // has more, which decides its id (`path` or `path#0`).
+                Ok(sale) if read.index == 0 => first = Some((sale, place)),
+                Ok(sale) => {
+                    if let Some((held, held_place)) = first.take() {
+                        if !self.push(held, held_place, id.map(|id| format!("{id}#0"))) {
+                            return false;
+                        }
+                    }
+                    let sale_id = id.map(|id| format!("{id}#{}", read.index));
+                    if !self.push(sale, place, sale_id) {
+                        return false;
+                    }
+                }
+            }
+        }
+        if let Some((held, place)) = first {
+            let sale_id = id.map(|id| {
+                if index == 0 {
+                    id.to_string()
+                } else {
+                    format!("{id}#0")
+                }
+            });
+            return self.push(held, place, sale_id);
+        }
+        true
+    }
+
+    fn push(&mut self, mut sale: NewSale, place: String, id: Option<String>) -> bool {
+        if sale.id.is_none() {
+            if let Some(id) = id {
+                match SaleId::parse_optional("id", &id) {
+                    Ok(parsed) => sale.id = parsed,
+                    Err(rejection) => {
+                        return self.emit(Event::Refused { place, rejection })
+                    }
+                }
+            }
+        }
+        self.pending.push((to_wire(&sale), place));
+        if self.pending.len() >= self.batch_size {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Sends the pending sales as one batch, with an id derived from their
+    /// content and the batch's position, so that sending the same input
+    /// again is recognised as a duplicate by the server.
+    fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let (sales, places): (Vec<WireSale>, Vec<String>) =
+            self.pending.drain(..).unzip();
+        let batch_id = batch_id(self.batches, &sales);
+        self.batches += 1;
+        self.emit(Event::Batch(PlacedBatch {
+            wire: SaleBatch { batch_id, sales },
+            places,
+        }))
+    }
+
+    fn emit(&self, event: Event) -> bool {
+        self.events.blocking_send(event).is_ok()
+    }
+}
+
+fn to_wire(sale: &NewSale) -> WireSale {
+    WireSale {
+        item: sale.sale.item.to_string(),
+        quantity: i64::from(sale.sale.quantity.get()),
+        price: sale.sale.price.to_string(),
+        date: sale.sale.date.to_string(),
+        id: sale
+            .id
+            .as_ref()
+            .map(|id| id.as_str().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// `client:<ordinal>:<hash of the sales>`.
+fn batch_id(ordinal: u64, sales: &[WireSale]) -> String {
+    let mut hash = Xxh3::new();
+    for sale in sales {
+        for field in [&sale.item, &sale.price, &sale.date, &sale.id] {
+            hash.update(field.as_bytes());
+            hash.update(&[0]);
+        }
+        hash.update(&sale.quantity.to_le_bytes());
+    }
+    format!("client:{ordinal}:{:032x}", hash.digest128())
+}
+
+fn relative_id(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let parts: Vec<String> = relative
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+fn collect_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_json_files(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "json" || ext == "ndjson")
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Total size of the files behind the sources, for the progress bar;
+/// `None` when stdin is among them.
+pub(crate) fn total_bytes(sources: &[Source]) -> Option<u64> {
+    let mut total = 0;
+    for source in sources {
+        match source {
+            Source::Stdin => return None,
+            Source::File(path) => {
+                total += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+            }
+            Source::Directory(dir) => {
+                let mut files = Vec::new();
+                collect_json_files(dir, &mut files).ok()?;
+                total += files
+                    .iter()
+                    .filter_map(|file| std::fs::metadata(file).ok())
+                    .map(|m| m.len())
+                    .sum::<u64>();
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Counts bytes as they are read, for progress.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.count.fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
+}

@@ -1,0 +1,101 @@
+//! The gRPC ingest services: the seed's `SalesService` and `sales.v1`.
+//! Handlers only translate: wire message → validated sale → writer →
+//! reply. All rules live in `sales_storage`.
+
+mod seed;
+mod v1;
+
+use sales_storage::{Rejection, StoreError};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub(crate) use seed::SeedService;
+pub(crate) use v1::IngestService;
+
+/// Largest accepted gRPC message. A batch of 4 096 sales is about 400 kB.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A refused sale: `INVALID_ARGUMENT`, with the field in the message and
+/// as a `BadRequest` field violation for clients that read details.
+pub(crate) fn invalid(rejection: &Rejection) -> Status {
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(rejection.field, rejection.to_string());
+    Status::with_error_details(Code::InvalidArgument, rejection.to_string(), details)
+}
+
+/// A store failure: the sender is not at fault, so the reply says only
+/// that the sale was not stored; the cause goes to the log once.
+pub(crate) fn unavailable(error: StoreError) -> Status {
+    match error {
+        StoreError::ShuttingDown => Status::unavailable(
+            "the server is shutting down; retry against the new instance",
+        ),
+        other => {
+            tracing::error!(error = %other, "sale not stored");
+            Status::internal(
+                "the sale could not be stored; nothing was recorded, retry later",
+            )
+        }
+    }
+}
+
+/// Checks `authorization: Bearer TOKEN` when a token is configured.
+#[derive(Clone)]
+pub(crate) struct BearerAuth {
+    expected: Option<Vec<u8>>,
+}
+
+impl BearerAuth {
+    pub(crate) fn new(token: Option<&str>) -> BearerAuth {
+        BearerAuth {
+            expected: token.map(|token| format!("Bearer {token}").into_bytes()),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(
+        &mut self,
+        request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, Status> {
+        let Some(expected) = &self.expected else {
+            return Ok(request);
+        };
+        let given = request
+            .metadata()
+            .get("authorization")
+            .map(|value| value.as_bytes())
+            .unwrap_or_default();
+        if constant_time_equal(given, expected) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong token: send `authorization: Bearer TOKEN` with the \
+                 token the server was started with",
+            ))
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so that response
+/// times do not reveal how much of a guessed token was right.
+fn constant_time_equal(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = a.len() ^ b.len();
+    for (x, y) in a.iter().zip(b.iter()) {
+        difference |= usize::from(x ^ y);
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_equal(b"Bearer abc", b"Bearer abc"));
+        assert!(!constant_time_equal(b"Bearer abd", b"Bearer abc"));
+        assert!(!constant_time_equal(b"Bearer ab", b"Bearer abc"));
+        assert!(!constant_time_equal(b"", b"Bearer abc"));
+    }
+}

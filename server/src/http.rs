@@ -1,0 +1,46 @@
+//! The HTTP statistics API. Handlers read the in-memory totals, which the
+//! writer updates after every durable commit; they never touch the raw
+//! sales, so a request costs the same at ten thousand or ten million sales.
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use sales_storage::SharedStatistics;
+
+/// Builds the HTTP server on an already bound listener. It does not catch
+/// signals: the process's one shutdown path stops it.
+pub(crate) fn server(
+    listener: std::net::TcpListener,
+    statistics: SharedStatistics,
+    workers: usize,
+    grace_secs: u64,
+) -> std::io::Result<actix_web::dev::Server> {
+    let statistics = web::Data::new(statistics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(statistics.clone())
+            .route("/sales_statistics", web::get().to(sales_statistics))
+            .route("/healthz", web::get().to(healthz))
+    })
+    .workers(workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(grace_secs)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// `GET /sales_statistics`: every item's totals and its months, in the
+/// seed's JSON shape.
+async fn sales_statistics(statistics: web::Data<SharedStatistics>) -> HttpResponse {
+    let body = statistics
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .to_json();
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
+/// `GET /healthz`: the process is up and serving.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
