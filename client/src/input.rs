@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
 use sales_storage::documents::SaleDocument;
+use sales_storage::import::file_id;
 use sales_storage::{NewSale, Rejection, SaleId};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -117,7 +118,7 @@ impl Reader {
         }
         files.sort();
         for file in files {
-            let id = relative_id(dir, &file);
+            let id = file_id(dir, &file);
             if !self.read_file(&file, Some(&id)) {
                 return false;
             }
@@ -248,15 +249,6 @@ fn batch_id(ordinal: u64, sales: &[WireSale]) -> String {
         hash.update(&sale.quantity.to_le_bytes());
     }
     format!("client:{ordinal}:{:032x}", hash.digest128())
-}
-
-fn relative_id(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<String> = relative
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    parts.join("/")
 }
 
 fn collect_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {

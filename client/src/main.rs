@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use sales_proto::v1::{Outcome as WireOutcome, SaleBatch};
+use sales_proto::v1::{Outcome as WireOutcome, SaleBatch, StreamSalesReply};
 use tokio::task::JoinHandle;
 
 use input::{Event, PlacedBatch, Reader, Source};
@@ -125,18 +125,16 @@ async fn run(cli: Cli) -> u8 {
     sender.summary.finish()
 }
 
+/// A stream in flight: its batches (to locate refusals) and its reply.
+type StreamTask = JoinHandle<(Vec<PlacedBatch>, Result<StreamSalesReply, tonic::Status>)>;
+
 /// Gathers batches into windows and streams them.
 struct Sender {
     connection: Connection,
     server: String,
     window: Vec<PlacedBatch>,
     window_sales: usize,
-    streams: Vec<
-        JoinHandle<(
-            Vec<PlacedBatch>,
-            Result<sales_proto::v1::StreamSalesReply, tonic::Status>,
-        )>,
-    >,
+    streams: Vec<StreamTask>,
     started_streaming: bool,
     summary: Summary,
 }
@@ -234,10 +232,7 @@ impl Sender {
 
     async fn collect(
         &mut self,
-        stream: JoinHandle<(
-            Vec<PlacedBatch>,
-            Result<sales_proto::v1::StreamSalesReply, tonic::Status>,
-        )>,
+        stream: StreamTask,
     ) {
         let Ok((window, reply)) = stream.await else {
             self.summary.server_error = Some("a sending task failed".into());

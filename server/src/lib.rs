@@ -10,6 +10,7 @@ mod grpc;
 mod http;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testing;
 
 use std::future::Future;
 use std::net::SocketAddr;

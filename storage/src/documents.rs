@@ -52,6 +52,10 @@ struct Value {
     text: Vec<u8>,
 }
 
+/// One value's text and the line it starts on, or a structural error and
+/// the line where it was found.
+type Scanned = Result<(u64, Vec<u8>), (u64, String)>;
+
 /// Iterator over the sales of a JSON document.
 pub struct SaleDocument<R> {
     reader: R,
@@ -87,7 +91,7 @@ impl<R: BufRead> SaleDocument<R> {
     }
 
     /// Scans until one value is complete, or the input ends.
-    fn next_text(&mut self) -> io::Result<Option<Result<(u64, Vec<u8>), (u64, String)>>> {
+    fn next_text(&mut self) -> io::Result<Option<Scanned>> {
         loop {
             let chunk = self.reader.fill_buf()?;
             if chunk.is_empty() {
@@ -128,7 +132,7 @@ impl<R: BufRead> SaleDocument<R> {
 
     /// Called at the end of input: closes a trailing scalar or reports what
     /// is unfinished.
-    fn finish(&mut self) -> Option<Result<(u64, Vec<u8>), (u64, String)>> {
+    fn finish(&mut self) -> Option<Scanned> {
         let shape = std::mem::replace(&mut self.shape, Shape::Broken);
         if self.value.open {
             if self.value.scalar {

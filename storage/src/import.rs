@@ -161,7 +161,7 @@ pub fn import_directory(
     let mut pipeline = Pipeline::new(writer);
     for path in &files {
         report.files += 1;
-        let relative = relative_id(dir, path);
+        let relative = file_id(dir, path);
         for (sale, place) in read_file(path, &relative)? {
             match sale {
                 Ok(sale) => pipeline.push(sale, &mut report)?,
@@ -217,9 +217,23 @@ fn with_id(mut sale: NewSale, id: &str) -> Result<NewSale, Rejection> {
     Ok(sale)
 }
 
-/// The file's path under the import root, with `/` separators, so that an
-/// id does not depend on where the directory is mounted.
-fn relative_id(root: &Path, path: &Path) -> String {
+/// The id of a sale file. For the seed's layout it is the last four
+/// parts of the path, `YYYY/M/D/NNNNN.json`, whatever directory the import
+/// started from, so that importing `data/` and sending `data/2023/1` with
+/// the client give the same sale the same id. Other files use their path
+/// under the import root, with `/` separators.
+pub fn file_id(root: &Path, path: &Path) -> String {
+    let parts: Vec<String> = path
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if let [.., year, month, day, _file] = parts.as_slice() {
+        let numeric =
+            |part: &String| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if numeric(year) && numeric(month) && numeric(day) && year.len() == 4 {
+            return parts[parts.len() - 4..].join("/");
+        }
+    }
     let relative = path.strip_prefix(root).unwrap_or(path);
     let parts: Vec<String> = relative
         .components()
@@ -299,4 +313,27 @@ pub fn import_legacy(
     pipeline.finish(&mut report)?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_layout_ids_do_not_depend_on_the_import_root() {
+        let file = Path::new("/srv/data/2023/1/10/00261.json");
+        assert_eq!(
+            file_id(Path::new("/srv/data"), file),
+            "2023/1/10/00261.json"
+        );
+        assert_eq!(
+            file_id(Path::new("/srv/data/2023/1/10"), file),
+            "2023/1/10/00261.json"
+        );
+        let other = Path::new("/srv/exports/march/sales.json");
+        assert_eq!(
+            file_id(Path::new("/srv/exports"), other),
+            "march/sales.json"
+        );
+    }
 }

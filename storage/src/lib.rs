@@ -23,6 +23,7 @@ pub mod import;
 mod item;
 pub mod json;
 mod keys;
+pub mod migrate;
 mod money;
 mod quantity;
 mod sale;

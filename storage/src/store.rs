@@ -322,7 +322,10 @@ impl CommitPlan {
         db: &sled::Db,
         request: &WriteRequest,
     ) -> Result<Vec<Outcome>, StoreError> {
-        if let Some((id, fingerprint)) = &request.batch {
+        // An empty batch stores nothing, so it reserves no id either.
+        if let Some((id, fingerprint)) =
+            request.batch.as_ref().filter(|_| !request.sales.is_empty())
+        {
             let key = keys::id_key(BATCH_IDS, id.as_str());
             match self.claim(db, key, *fingerprint)? {
                 Outcome::Stored => {}

@@ -1,0 +1,215 @@
+//! The client binary against a real server, as a user runs it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use sales_server::testing::TestServer;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const PAPAYA: &str = r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": 4, "item": "papaya", "price": 7.3}"#;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the client with `args`, feeding `stdin`, off the async runtime.
+async fn client(server: &TestServer, args: &[&str], stdin: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sales-client"));
+    command
+        .args(["--server", &server.grpc_url, "--retry-secs", "1"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.to_string();
+    let output: Output = tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("client runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into(),
+        stderr: String::from_utf8_lossy(&output.stderr).into(),
+    }
+}
+
+async fn start() -> (TestServer, TempDir) {
+    let dir = TempDir::new().unwrap();
+    let server = TestServer::start(dir.path().join("db")).await.unwrap();
+    (server, dir)
+}
+
+fn revenue(statistics: &Value, item: &str) -> String {
+    statistics[item]["total_revenue"].to_string()
+}
+
+#[tokio::test]
+async fn one_sale_on_stdin_is_stored_as_the_seeds_client_did() {
+    let (server, _dir) = start().await;
+
+    let run = client(&server, &[], PAPAYA).await;
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("stored: 4 x papaya at 7.3"),
+        "{}",
+        run.stdout
+    );
+    let statistics = server.statistics().await.unwrap();
+    assert_eq!(revenue(&statistics, "papaya"), "29.2");
+    assert_eq!(statistics["papaya"]["sales"], 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_and_nothing_is_stored() {
+    let (server, _dir) = start().await;
+    let cases = [
+        (
+            "{\"date\": \"2023-01-31T06:03:17+00:00\", \"quantity\": 4",
+            "json",
+        ),
+        (
+            r#"{"date": "2023-01-31T06:03:17+00:00", "item": "papaya", "price": 7.3}"#,
+            "quantity: is missing",
+        ),
+        (
+            &PAPAYA.replace("\"quantity\": 4", "\"quantity\": 0"),
+            "quantity \"0\": must be at least 1",
+        ),
+        (
+            &PAPAYA.replace("7.3", "-7.3"),
+            "price \"-7.3\": must not be negative",
+        ),
+        (
+            &PAPAYA.replace("+00:00", ""),
+            "date \"2023-01-31T06:03:17\": has no UTC offset",
+        ),
+    ];
+
+    for (input, message) in cases {
+        let run = client(&server, &[], input).await;
+        assert_eq!(run.code, 1, "{input}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("<stdin>:1: {message}")),
+            "{input}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(server.statistics().await.unwrap(), serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn files_of_every_shape_stream_and_a_rerun_counts_nothing_twice() {
+    let (server, dir) = start().await;
+    let ndjson = dir.path().join("sales.ndjson");
+    let array = dir.path().join("sales.json");
+    let kiwi = PAPAYA.replace("papaya", "kiwi").replace("7.3", "0.35");
+    std::fs::write(
+        &ndjson,
+        format!("{PAPAYA}\n{PAPAYA}\n{}\n", PAPAYA.replace("4", "-1")),
+    )
+    .unwrap();
+    std::fs::write(&array, format!("[\n{kiwi},\n{kiwi}\n]\n")).unwrap();
+    let files = [ndjson.to_str().unwrap(), array.to_str().unwrap()];
+
+    let first = client(&server, &files, "").await;
+    let second = client(&server, &files, "").await;
+
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("sales.ndjson:3: quantity \"-1\": must be at least 1"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stderr
+            .contains("sent 4: 4 stored, 0 duplicates, 1 refused"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        second
+            .stderr
+            .contains("sent 4: 0 stored, 4 duplicates, 1 refused"),
+        "{}",
+        second.stderr
+    );
+    let statistics = server.statistics().await.unwrap();
+    assert_eq!(revenue(&statistics, "papaya"), "58.4");
+    assert_eq!(revenue(&statistics, "kiwi"), "2.8");
+}
+
+#[tokio::test]
+async fn a_seed_directory_gets_the_same_ids_as_the_servers_import() {
+    let (server, _dir) = start().await;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/2023/1");
+
+    let first = client(&server, &[data.to_str().unwrap()], "").await;
+    let again = client(&server, &[data.join("10").to_str().unwrap()], "").await;
+
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let sent: u64 = first
+        .stderr
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .parse()
+        .unwrap();
+    assert!(sent > 700, "{}", first.stderr);
+    assert!(again.stderr.contains(" 0 stored,"), "{}", again.stderr);
+    let statistics = server.statistics().await.unwrap();
+    let total: u64 = statistics
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["sales"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, sent);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_exits_3_with_advice() {
+    let (server, _dir) = start().await;
+    let url = server.grpc_url.clone();
+    server.stop().await.unwrap();
+
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sales-client"))
+            .args(["--server", &url, "--retry-secs", "1"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(PAPAYA.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("is the server running?"), "{stderr}");
+    assert!(stderr.contains("1 not sent"), "{stderr}");
+}

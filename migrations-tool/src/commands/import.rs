@@ -1,0 +1,84 @@
+//! `import` and `import-legacy`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use sales_storage::import::{import_directory, import_legacy, ImportReport};
+use sales_storage::Writer;
+
+use super::Context;
+
+#[derive(Args)]
+pub(crate) struct Import {
+    /// The directory to import.
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ImportLegacy {
+    /// The seed's database file, usually db/sales_data.json.
+    file: PathBuf,
+}
+
+impl Import {
+    pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
+        anyhow::ensure!(
+            self.dir.is_dir(),
+            "{} is not a directory",
+            self.dir.display()
+        );
+        let writer = Writer::start(context.open()?)?;
+        let report = import_directory(&writer.handle(), &self.dir)
+            .with_context(|| format!("importing {}", self.dir.display()))?;
+        writer.close()?;
+        Ok(print_report(&report))
+    }
+}
+
+impl ImportLegacy {
+    pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
+        let writer = Writer::start(context.open()?)?;
+        let report = import_legacy(&writer.handle(), &self.file)
+            .with_context(|| format!("importing {}", self.file.display()))?;
+        writer.close()?;
+        println!(
+            "{} prices recovered from their float form (e.g. 7.300000190734863 read as 7.3)",
+            report.recovered_prices
+        );
+        Ok(print_report(&report))
+    }
+}
+
+/// Prints what an import did; exit code 1 if anything was refused.
+fn print_report(report: &ImportReport) -> u8 {
+    for (place, rejection) in &report.rejections {
+        println!("refused {place}: {rejection}");
+    }
+    if report.rejected as usize > report.rejections.len() {
+        println!(
+            "… and {} more refused",
+            report.rejected as usize - report.rejections.len()
+        );
+    }
+    if !report.skipped_files.is_empty() {
+        println!(
+            "skipped {} files that are not .json:",
+            report.skipped_files.len()
+        );
+        for file in report.skipped_files.iter().take(20) {
+            println!("  {}", file.display());
+        }
+    }
+    println!(
+        "{} files: {} sales stored, {} already stored, {} conflicting ids, {} refused, in {:.2} s ({:.0} sales/s)",
+        report.files,
+        report.stored,
+        report.duplicates,
+        report.conflicts,
+        report.rejected,
+        report.elapsed.as_secs_f64(),
+        report.rate()
+    );
+    u8::from(report.rejected > 0 || report.conflicts > 0)
+}

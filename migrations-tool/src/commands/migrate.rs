@@ -1,0 +1,58 @@
+//! `migrate` and `info`: the database's layout version.
+
+use clap::Args;
+use sales_storage::{StoreOptions, LAYOUT_VERSION};
+
+use super::Context;
+
+#[derive(Args)]
+pub(crate) struct Migrate {}
+
+#[derive(Args)]
+pub(crate) struct Info {}
+
+impl Migrate {
+    pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
+        let options = StoreOptions {
+            allow_old_layout: true,
+            ..context.options.clone()
+        };
+        let store = sales_storage::Store::open(&context.db, &options)?;
+        let report = sales_storage::migrate::run(&store)?;
+        if report.steps.is_empty() {
+            println!("layout {}: already current; nothing to do", report.to);
+        }
+        for step in &report.steps {
+            println!(
+                "migrated layout {} → {}: {}",
+                step.from, step.to, step.summary
+            );
+        }
+        Ok(0)
+    }
+}
+
+impl Info {
+    pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
+        let options = StoreOptions {
+            allow_old_layout: true,
+            ..context.options.clone()
+        };
+        let store = sales_storage::Store::open(&context.db, &options)?;
+        let totals = store
+            .statistics()
+            .read()
+            .map(|s| s.grand_total())
+            .unwrap_or_default();
+        println!("database:       {}", context.db.display());
+        println!(
+            "layout version: {} (this program: {LAYOUT_VERSION})",
+            store.layout_version()?
+        );
+        println!("sales:          {}", totals.sales);
+        println!("units:          {}", totals.quantity);
+        println!("revenue:        {}", totals.revenue);
+        println!("size on disk:   {} bytes", store.size_on_disk()?);
+        Ok(0)
+    }
+}

@@ -1,0 +1,191 @@
+//! The migrations tool, run as an operator would.
+
+use std::path::Path;
+use std::process::Command;
+
+use sales_storage::{Item, Store, StoreOptions};
+use tempfile::TempDir;
+
+struct Run {
+    code: i32,
+    stdout: String,
+}
+
+fn tool(db: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_migrations-tool"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    }
+}
+
+fn revenue_of(db: &Path, item: &str) -> (u64, String) {
+    let store = Store::open(db, &StoreOptions::default()).unwrap();
+    let statistics = store.statistics();
+    let total = statistics
+        .read()
+        .unwrap()
+        .item_total(&Item::parse(item).unwrap());
+    (total.sales, total.revenue.to_string())
+}
+
+#[test]
+fn importing_a_directory_twice_counts_every_sale_once() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+
+    let first = tool(&db, &["import", data.to_str().unwrap()]);
+    let second = tool(&db, &["import", data.to_str().unwrap()]);
+    let verify = tool(&db, &["verify"]);
+
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .contains("10000 sales stored, 0 already stored"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("0 sales stored, 10000 already stored"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    assert!(
+        verify.stdout.contains("10000 sales rescanned"),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[test]
+fn an_import_directory_with_junk_refuses_it_by_file_and_keeps_the_rest() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let day = data.join("2023/1/10");
+    std::fs::create_dir_all(&day).unwrap();
+    let sale = r#"{"date": "2023-01-10T06:03:17+00:00", "quantity": 2, "item": "papaya", "price": 7.3}"#;
+    std::fs::write(day.join("00001.json"), sale).unwrap();
+    std::fs::write(day.join("00002.json"), "").unwrap();
+    std::fs::write(day.join("00003.json"), "not json").unwrap();
+    std::fs::write(
+        day.join("00004.json"),
+        format!("\u{feff}{}\r\n", sale.replace('2', "3")),
+    )
+    .unwrap();
+    std::fs::write(data.join("README.txt"), "notes").unwrap();
+    let db = dir.path().join("db");
+
+    let run = tool(&db, &["import", data.to_str().unwrap()]);
+
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("00002.json:1: json: the file is empty"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("00003.json:1: json: must be an object"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("skipped 1 files that are not .json"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("2 sales stored"), "{}", run.stdout);
+}
+
+#[test]
+fn legacy_import_recovers_float_prices_and_is_resumable() {
+    let dir = TempDir::new().unwrap();
+    let legacy = dir.path().join("sales_data.json");
+    let line = |quantity: u32, price: f32| {
+        format!(
+            r#"{{"item": "papaya", "quantity": {quantity}, "price": {}, "date": "2023-01-31T06:03:17+00:00"}}"#,
+            f64::from(price)
+        )
+    };
+    std::fs::write(
+        &legacy,
+        format!("{}\n{}\n{}\n", line(4, 7.3), line(4, 7.3), line(1, 0.1)),
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+
+    let first = tool(&db, &["import-legacy", legacy.to_str().unwrap()]);
+    let again = tool(&db, &["import-legacy", legacy.to_str().unwrap()]);
+
+    assert_eq!(first.code, 0, "{}", first.stdout);
+    assert!(
+        first.stdout.contains("3 prices recovered"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        again.stdout.contains("0 sales stored, 3 already stored"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(revenue_of(&db, "papaya"), (3, "58.5".into()));
+}
+
+#[test]
+fn verify_finds_tampered_totals_and_rebuild_mends_them() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/2023/3");
+    tool(&db, &["import", data.to_str().unwrap()]);
+    {
+        // Tamper: rewrite one total behind the store's back.
+        let raw = sled::open(&db).unwrap();
+        let key = raw.scan_prefix(b"A").next().unwrap().unwrap().0;
+        raw.insert(key, vec![1, 1, 1, 1]).unwrap();
+        raw.flush().unwrap();
+    }
+
+    let broken = tool(&db, &["verify"]);
+    let rebuild = tool(&db, &["rebuild"]);
+    let fixed = tool(&db, &["verify"]);
+
+    assert_eq!(broken.code, 1, "{}", broken.stdout);
+    assert!(
+        broken
+            .stdout
+            .contains("stored totals say 1 sales / 1 units / revenue 0.0001"),
+        "{}",
+        broken.stdout
+    );
+    assert!(broken.stdout.contains("1 differences"), "{}", broken.stdout);
+    assert_eq!(rebuild.code, 0, "{}", rebuild.stdout);
+    assert_eq!(fixed.code, 0, "{}", fixed.stdout);
+}
+
+#[test]
+fn migrate_is_idempotent_and_info_reports_the_layout() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+
+    let first = tool(&db, &["migrate"]);
+    let second = tool(&db, &["migrate"]);
+    let info = tool(&db, &["info"]);
+
+    assert!(first.stdout.contains("already current"), "{}", first.stdout);
+    assert!(
+        second.stdout.contains("already current"),
+        "{}",
+        second.stdout
+    );
+    assert!(info.stdout.contains("layout version: 1"), "{}", info.stdout);
+}
