@@ -230,10 +230,7 @@ impl Sender {
         }
     }
 
-    async fn collect(
-        &mut self,
-        stream: StreamTask,
-    ) {
+    async fn collect(&mut self, stream: StreamTask) {
         let Ok((window, reply)) = stream.await else {
             self.summary.server_error = Some("a sending task failed".into());
             return;

@@ -48,7 +48,12 @@ impl TestApp {
     }
 }
 
-pub(crate) fn seed_sale(item: &str, quantity: i32, price: f32, date: &str) -> SalesMessage {
+pub(crate) fn seed_sale(
+    item: &str,
+    quantity: i32,
+    price: f32,
+    date: &str,
+) -> SalesMessage {
     SalesMessage {
         item: item.into(),
         quantity,
@@ -57,7 +62,13 @@ pub(crate) fn seed_sale(item: &str, quantity: i32, price: f32, date: &str) -> Sa
     }
 }
 
-pub(crate) fn v1_sale(item: &str, quantity: i64, price: &str, date: &str, id: &str) -> Sale {
+pub(crate) fn v1_sale(
+    item: &str,
+    quantity: i64,
+    price: &str,
+    date: &str,
+    id: &str,
+) -> Sale {
     Sale {
         item: item.into(),
         quantity,
