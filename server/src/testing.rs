@@ -1,11 +1,19 @@
 //! A real server on free loopback ports, for end-to-end tests here and in
-//! the client and bench crates: `TestServer::start` builds the application
-//! exactly as `main` does, and `stop` drives the same shutdown path as
-//! SIGTERM.
+//! the client and bench crates.
+//!
+//! [`TestServer`] runs the application in-process exactly as `main` builds
+//! it, and `stop` drives the same shutdown path as SIGTERM.
+//! [`ServerProcess`] runs the `sales-server` binary as a child process, for
+//! tests that kill it and for the benchmark.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -91,4 +99,160 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no status in {head:?}"))?;
     Ok((status, body.to_string()))
+}
+
+/// A running `sales-server`.
+pub struct ServerProcess {
+    child: Child,
+    pub grpc_url: String,
+    pub http_addr: SocketAddr,
+}
+
+/// The directory holding this program, where cargo also puts the other
+/// binaries of the workspace.
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} not found; build it first with `cargo build --release`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl ServerProcess {
+    /// Starts the `sales-server` binary at `binary` on `db` (no seed
+    /// import, free loopback ports, logs to `log`) and waits until it
+    /// answers.
+    pub fn start(binary: &Path, db: &Path, log: &Path) -> anyhow::Result<ServerProcess> {
+        let grpc_port = free_port()?;
+        let http_port = free_port()?;
+        let child = Command::new(binary)
+            .arg("--db")
+            .arg(db)
+            .args(["--no-seed", "--grpc-addr"])
+            .arg(format!("127.0.0.1:{grpc_port}"))
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(File::options().create(true).append(true).open(log)?)
+            .spawn()
+            .context("starting sales-server")?;
+        let server = ServerProcess {
+            child,
+            grpc_url: format!("http://127.0.0.1:{grpc_port}"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
+        };
+        server.wait_until_ready()?;
+        Ok(server)
+    }
+
+    fn wait_until_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if KeepAlive::connect(self.http_addr)
+                .and_then(|mut http| http.get("/healthz"))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the server did not answer within 60 s")
+    }
+
+    /// Peak resident memory so far, in bytes (Linux `VmHWM`).
+    pub fn peak_memory(&self) -> Option<u64> {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash or power cut would, and
+    /// waits for it to be gone.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
+    pub fn stop(mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            self.child.kill()?;
+        }
+        let exit = self.child.wait()?;
+        if !exit.success() {
+            bail!("the server exited with {exit} on SIGTERM");
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection, for measuring the API without client
+/// overhead.
+pub struct KeepAlive {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    host: SocketAddr,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> anyhow::Result<KeepAlive> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(KeepAlive {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            host: addr,
+        })
+    }
+
+    /// GET `path`; returns the body.
+    pub fn get(&mut self, path: &str) -> anyhow::Result<Vec<u8>> {
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.host
+        )?;
+        let mut length = None;
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line)?;
+        if !status_line.contains(" 200 ") {
+            bail!("unexpected answer: {status_line:?}");
+        }
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let mut body = vec![0; length.context("no content-length")?];
+        self.reader.read_exact(&mut body)?;
+        Ok(body)
+    }
 }
