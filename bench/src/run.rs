@@ -205,7 +205,7 @@ fn measure_sample_import(
     }
     let store = Store::open(&work.join("sample-db"), &StoreOptions::default())?;
     let writer = Writer::start(store)?;
-    let report = import_directory(&writer.handle(), data)?;
+    let report = import_directory(&writer.handle(), data, "")?;
     writer.close()?;
     results.add(
         "sample_import_s",

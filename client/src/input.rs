@@ -5,6 +5,7 @@
 //! from (`file:line`), so that a refusal by the server can be reported
 //! where the user can fix it. Invalid sales never leave the machine.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
 use sales_storage::documents::SaleDocument;
-use sales_storage::import::file_id;
+use sales_storage::import::{collect_files, file_id, sale_id, seed_layout_id};
 use sales_storage::{NewSale, Rejection, SaleId};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -61,9 +62,11 @@ pub(crate) enum Event {
 
 /// Reads every source in order, sending batches of `batch_size` sales.
 pub(crate) struct Reader {
-    pub(crate) batch_size: usize,
-    pub(crate) bytes_read: Arc<AtomicU64>,
-    pub(crate) events: tokio::sync::mpsc::Sender<Event>,
+    batch_size: usize,
+    bytes_read: Arc<AtomicU64>,
+    events: tokio::sync::mpsc::Sender<Event>,
+    /// Put before every id the client derives from a file's path.
+    id_prefix: String,
     pending: Vec<(WireSale, String)>,
     batches: u64,
 }
@@ -73,11 +76,13 @@ impl Reader {
         batch_size: usize,
         bytes_read: Arc<AtomicU64>,
         events: tokio::sync::mpsc::Sender<Event>,
+        id_prefix: String,
     ) -> Reader {
         Reader {
             batch_size,
             bytes_read,
             events,
+            id_prefix,
             pending: Vec::new(),
             batches: 0,
         }
@@ -88,7 +93,11 @@ impl Reader {
         for source in sources {
             let going_on = match source {
                 Source::Stdin => self.read_stream(io::stdin().lock(), "<stdin>", None),
-                Source::File(path) => self.read_file(&path, None),
+                Source::File(path) => {
+                    let id =
+                        seed_layout_id(&path).map(|id| format!("{}{id}", self.id_prefix));
+                    self.read_file(&path, id.as_deref())
+                }
                 Source::Directory(dir) => self.read_directory(&dir),
             };
             if !going_on {
@@ -109,16 +118,28 @@ impl Reader {
     }
 
     fn read_directory(&mut self, dir: &Path) -> bool {
-        let mut files = Vec::new();
-        if let Err(error) = collect_json_files(dir, &mut files) {
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        if let Err(error) =
+            collect_files(dir, &mut files, &mut skipped, &mut HashSet::new())
+        {
             return self.emit(Event::Unreadable {
                 place: dir.display().to_string(),
-                error: error.to_string(),
+                error: format!("{error:#}"),
             });
         }
         files.sort();
+        if files.is_empty() {
+            return self.emit(Event::Refused {
+                place: dir.display().to_string(),
+                rejection: Rejection::new(
+                    "file",
+                    "",
+                    "no .json or .ndjson file in this directory",
+                ),
+            });
+        }
         for file in files {
-            let id = file_id(dir, &file);
+            let id = format!("{}{}", self.id_prefix, file_id(dir, &file));
             if !self.read_file(&file, Some(&id)) {
                 return false;
             }
@@ -126,18 +147,16 @@ impl Reader {
         true
     }
 
-    /// Parses one stream of JSON. `id`, when given, is the id of a file's
-    /// single sale (`id#N` for the N-th when it holds several).
+    /// Parses one stream of JSON. `id`, when given, names the stream's
+    /// sales: `id` for the first, `id#1`, `id#2`, … for the next.
     fn read_stream(&mut self, input: impl Read, name: &str, id: Option<&str>) -> bool {
         let counted = CountingReader {
             inner: input,
             count: Arc::clone(&self.bytes_read),
         };
-        let mut document =
-            SaleDocument::new(BufReader::with_capacity(256 * 1024, counted));
-        let mut first: Option<(NewSale, String)> = None;
-        let mut index = 0;
-        for read in document.by_ref() {
+        let document = SaleDocument::new(BufReader::with_capacity(256 * 1024, counted));
+        let mut empty = true;
+        for read in document {
             let read = match read {
                 Ok(read) => read,
                 Err(error) => {
@@ -147,39 +166,26 @@ impl Reader {
                     })
                 }
             };
+            empty = false;
             let place = format!("{name}:{}", read.line);
-            index = read.index;
-            match read.sale {
-                Err(rejection) => {
-                    if !self.emit(Event::Refused { place, rejection }) {
-                        return false;
-                    }
-                }
-                // Hold the first sale back until we know whether the file
-                // has more, which decides its id (`path` or `path#0`).
-                Ok(sale) if read.index == 0 => first = Some((sale, place)),
+            let going_on = match read.sale {
+                Err(rejection) => self.emit(Event::Refused { place, rejection }),
                 Ok(sale) => {
-                    if let Some((held, held_place)) = first.take() {
-                        if !self.push(held, held_place, id.map(|id| format!("{id}#0"))) {
-                            return false;
-                        }
-                    }
-                    let sale_id = id.map(|id| format!("{id}#{}", read.index));
-                    if !self.push(sale, place, sale_id) {
-                        return false;
-                    }
+                    let sale_id = id.map(|id| sale_id(id, read.index));
+                    self.push(sale, place, sale_id)
                 }
+            };
+            if !going_on {
+                return false;
             }
         }
-        if let Some((held, place)) = first {
-            let sale_id = id.map(|id| {
-                if index == 0 {
-                    id.to_string()
-                } else {
-                    format!("{id}#0")
-                }
+        if empty {
+            let rejection =
+                Rejection::new("json", "", "no sale found: the input is empty");
+            return self.emit(Event::Refused {
+                place: format!("{name}:1"),
+                rejection,
             });
-            return self.push(held, place, sale_id);
         }
         true
     }
@@ -251,22 +257,6 @@ fn batch_id(ordinal: u64, sales: &[WireSale]) -> String {
     format!("client:{ordinal}:{:032x}", hash.digest128())
 }
 
-fn collect_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect_json_files(&path, files)?;
-        } else if path
-            .extension()
-            .is_some_and(|ext| ext == "json" || ext == "ndjson")
-        {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// Total size of the files behind the sources, for the progress bar;
 /// `None` when stdin is among them.
 pub(crate) fn total_bytes(sources: &[Source]) -> Option<u64> {
@@ -278,8 +268,8 @@ pub(crate) fn total_bytes(sources: &[Source]) -> Option<u64> {
                 total += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
             }
             Source::Directory(dir) => {
-                let mut files = Vec::new();
-                collect_json_files(dir, &mut files).ok()?;
+                let (mut files, mut skipped) = (Vec::new(), Vec::new());
+                collect_files(dir, &mut files, &mut skipped, &mut HashSet::new()).ok()?;
                 total += files
                     .iter()
                     .filter_map(|file| std::fs::metadata(file).ok())

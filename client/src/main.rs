@@ -56,6 +56,12 @@ struct Cli {
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
+
+    /// Put this before the ids derived from file paths (for example
+    /// `shop-b/`), so that two sources with the same file names do not
+    /// collide.
+    #[arg(long, default_value = "")]
+    id_prefix: String,
 }
 
 const EXIT_CODES: &str =
@@ -84,8 +90,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> u8 {
+    let server = with_scheme(&cli.server);
     let connection = match Connection::new(
-        &cli.server,
+        &server,
         cli.token.as_deref(),
         Duration::from_secs(cli.retry_secs),
     ) {
@@ -111,10 +118,15 @@ async fn run(cli: Cli) -> u8 {
         !cli.no_progress,
     );
     let (events, mut received) = tokio::sync::mpsc::channel(8);
-    let reader = Reader::new(cli.batch_size as usize, bytes_read, events);
+    let reader = Reader::new(
+        cli.batch_size as usize,
+        bytes_read,
+        events,
+        cli.id_prefix.clone(),
+    );
     let reading = tokio::task::spawn_blocking(move || reader.run(sources));
 
-    let mut sender = Sender::new(connection, &cli.server);
+    let mut sender = Sender::new(connection, &server);
     while let Some(event) = received.recv().await {
         sender.handle(event).await;
         progress.message(sender.summary.sent, sender.summary.stored);
@@ -127,6 +139,29 @@ async fn run(cli: Cli) -> u8 {
 
 /// A stream in flight: its batches (to locate refusals) and its reply.
 type StreamTask = JoinHandle<(Vec<PlacedBatch>, Result<StreamSalesReply, tonic::Status>)>;
+
+/// `localhost:50051` means `http://localhost:50051`.
+fn with_scheme(server: &str) -> String {
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+/// An id for a single sale sent without one, unique to this run, so that
+/// retrying after a lost reply cannot count it twice while sending the same
+/// sale again in a later run still records a new sale, as the seed did.
+fn one_off_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!("{}:{}", now.as_nanos(), std::process::id());
+    format!(
+        "client-once:{:032x}",
+        xxhash_rust::xxh3::xxh3_128(seed.as_bytes())
+    )
+}
 
 /// Gathers batches into windows and streams them.
 struct Sender {
@@ -207,7 +242,10 @@ impl Sender {
     async fn send_one(&mut self) {
         let batch = self.window.remove(0);
         let place = &batch.places[0];
-        let sale = batch.wire.sales[0].clone();
+        let mut sale = batch.wire.sales[0].clone();
+        if sale.id.is_empty() {
+            sale.id = one_off_id();
+        }
         match self.connection.record(sale.clone()).await {
             Ok(reply) => {
                 self.summary.sent = 1;

@@ -47,6 +47,9 @@ enum Command {
     Migrate(commands::migrate::Migrate),
     /// Prints the layout version, sale count and size of the database.
     Info(commands::migrate::Info),
+    /// Recovers a database sled refuses to open because a snapshot file is
+    /// damaged (after an abrupt stop). Copies the database aside first.
+    Repair(commands::repair::Repair),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,9 @@ fn main() -> ExitCode {
         db: cli.db,
         options: StoreOptions {
             cache_bytes: cli.cache_mb * 1024 * 1024,
+            // Only imports may create a database; the other commands on a
+            // mistyped --db must not report on a new, empty one.
+            create: matches!(cli.command, Command::Import(_) | Command::ImportLegacy(_)),
             ..StoreOptions::default()
         },
     };
@@ -73,6 +79,7 @@ fn main() -> ExitCode {
         Command::Rebuild(command) => command.run(&context),
         Command::Migrate(command) => command.run(&context),
         Command::Info(command) => command.run(&context),
+        Command::Repair(command) => command.run(&context),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

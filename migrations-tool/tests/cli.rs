@@ -176,6 +176,8 @@ fn verify_finds_tampered_totals_and_rebuild_mends_them() {
 fn migrate_is_idempotent_and_info_reports_the_layout() {
     let dir = TempDir::new().unwrap();
     let db = dir.path().join("db");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/2023/2/14");
+    tool(&db, &["import", data.to_str().unwrap()]);
 
     let first = tool(&db, &["migrate"]);
     let second = tool(&db, &["migrate"]);
@@ -188,4 +190,67 @@ fn migrate_is_idempotent_and_info_reports_the_layout() {
         second.stdout
     );
     assert!(info.stdout.contains("layout version: 1"), "{}", info.stdout);
+    assert!(
+        info.stdout.contains("sales:          27"),
+        "{}",
+        info.stdout
+    );
+}
+
+#[test]
+fn commands_other_than_import_refuse_a_missing_database() {
+    let dir = TempDir::new().unwrap();
+    let typo = dir.path().join("dbb");
+
+    for command in ["info", "verify", "rebuild", "migrate", "repair"] {
+        let run = tool(&typo, &[command]);
+        assert_eq!(run.code, 2, "{command}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("no database at"),
+            "{command}: {}",
+            run.stdout
+        );
+    }
+    assert!(!typo.exists());
+}
+
+#[test]
+fn repair_recovers_a_database_whose_snapshot_is_damaged() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/2023/4");
+    tool(&db, &["import", data.to_str().unwrap()]);
+    let before = revenue_of(&db, "papaya");
+    let snapshot = std::fs::read_dir(&db)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap.")
+        })
+        .expect("sled wrote a snapshot");
+    std::fs::File::options()
+        .write(true)
+        .open(&snapshot)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+
+    let refused = tool(&db, &["info"]);
+    let repair = tool(&db, &["repair"]);
+    let verify = tool(&db, &["verify"]);
+
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stdout.contains("is damaged"), "{}", refused.stdout);
+    assert!(refused.stdout.contains("repair"), "{}", refused.stdout);
+    assert_eq!(repair.code, 0, "{}", repair.stdout);
+    assert!(
+        repair.stdout.contains("copied the damaged database to"),
+        "{}",
+        repair.stdout
+    );
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    assert_eq!(revenue_of(&db, "papaya"), before);
 }

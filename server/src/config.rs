@@ -28,13 +28,26 @@ pub struct Settings {
     pub seed_data: PathBuf,
 
     /// Do not import the seed data, even into a new database.
-    #[arg(long, env = "SALES_NO_SEED")]
+    #[arg(long, env = "SALES_NO_SEED", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     pub no_seed: bool,
 
     /// sled's page cache in MiB. Statistics are served from memory, so the
     /// cache mainly speeds up id look-ups and verification.
     #[arg(long, env = "SALES_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+
+    /// Most distinct items the store tracks; sales of further new items are
+    /// refused with RESOURCE_EXHAUSTED. Bounds memory and the size of the
+    /// statistics report.
+    #[arg(long, env = "SALES_MAX_ITEMS", default_value_t = 100_000)]
+    pub max_items: usize,
+
+    /// Also fdatasync the database file after every commit, so that an
+    /// acknowledged sale survives a power cut, not only a crash of the
+    /// process. Costs about 0.2 ms per commit (commits are shared by
+    /// concurrent requests).
+    #[arg(long, env = "SALES_FSYNC", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub fsync: bool,
 
     /// Require `authorization: Bearer TOKEN` on every gRPC ingest call.
     /// Off when unset, for the local quick start.
@@ -73,6 +86,8 @@ impl Settings {
             seed_data: PathBuf::from("data"),
             no_seed: true,
             cache_mb: 16,
+            max_items: 100_000,
+            fsync: false,
             ingest_token: None,
             http_workers: 1,
             shutdown_grace_secs: 5,

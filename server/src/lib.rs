@@ -20,7 +20,7 @@ use anyhow::Context;
 use sales_proto::seed::sales_service_server::SalesServiceServer;
 use sales_proto::v1::sales_ingest_server::SalesIngestServer;
 use sales_storage::import::import_directory;
-use sales_storage::{Store, StoreOptions, Writer};
+use sales_storage::{SeedState, Store, StoreOptions, Writer};
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Settings;
@@ -37,8 +37,21 @@ impl Application {
     /// Opens the database (importing the seed data into a new one), starts
     /// the writer and binds both ports. Must run inside a Tokio runtime.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // Ports first: a busy port should fail before any import work.
+        let grpc = tokio::net::TcpListener::bind(settings.grpc_addr)
+            .await
+            .with_context(|| {
+                format!("cannot listen for gRPC on {}", settings.grpc_addr)
+            })?;
+        let http =
+            std::net::TcpListener::bind(settings.http_addr).with_context(|| {
+                format!("cannot listen for HTTP on {}", settings.http_addr)
+            })?;
+
         let options = StoreOptions {
             cache_bytes: settings.cache_mb * 1024 * 1024,
+            max_items: settings.max_items,
+            fsync: settings.fsync,
             ..StoreOptions::default()
         };
         let opened = Instant::now();
@@ -51,16 +64,6 @@ impl Application {
             "database opened"
         );
         let writer = start_writer(&settings, store).await?;
-
-        let grpc = tokio::net::TcpListener::bind(settings.grpc_addr)
-            .await
-            .with_context(|| {
-                format!("cannot listen for gRPC on {}", settings.grpc_addr)
-            })?;
-        let http =
-            std::net::TcpListener::bind(settings.http_addr).with_context(|| {
-                format!("cannot listen for HTTP on {}", settings.http_addr)
-            })?;
         Ok(Application {
             settings,
             writer,
@@ -163,42 +166,49 @@ fn grpc_router(settings: &Settings, writer: &Writer) -> tonic::transport::server
         ))
 }
 
-/// Starts the writer, first importing the seed data directory if this
-/// database has never been seeded and holds no sales. An interrupted
-/// import resumes on the next start without counting anything twice (each
-/// sale's id is its file path); once done, the database is marked seeded
-/// and later starts skip this.
+/// Starts the writer, first importing the seed data directory into a new
+/// database. The import is marked as started before it begins and done
+/// after it ends, so an import interrupted by a crash or a stop resumes on
+/// the next start; sales already imported come back as duplicates (each
+/// sale's id is its file path), never twice. A database that already holds
+/// sales, or was started with `--no-seed`, is never seeded.
 async fn start_writer(settings: &Settings, store: Store) -> anyhow::Result<Writer> {
-    if store.is_seeded()? {
-        return Ok(Writer::start(store)?);
-    }
+    let state = store.seed_state()?;
     let empty = store
         .statistics()
         .read()
         .map(|s| s.item_count() == 0)
         .unwrap_or(false);
-    let writer = Writer::start(store)?;
-    let dir = settings.seed_data.clone();
-    if settings.no_seed || !empty {
-        tracing::info!(
-            "seed import skipped (--no-seed, or the database already has sales)"
-        );
-    } else if !dir.is_dir() {
-        tracing::info!(dir = %dir.display(), "no seed data directory; starting empty");
-    } else {
-        import_seed(settings, &writer).await?;
+    let wanted = match state {
+        SeedState::Done => false,
+        SeedState::Started => true,
+        SeedState::NotStarted => {
+            !settings.no_seed && empty && settings.seed_data.is_dir()
+        }
+    };
+    if settings.no_seed || !wanted {
+        if state == SeedState::NotStarted {
+            store.set_seed_state(SeedState::Done)?;
+        }
+        return Ok(Writer::start(store)?);
     }
 
+    if state == SeedState::Started {
+        tracing::info!(dir = %settings.seed_data.display(), "resuming an interrupted seed import");
+    }
+    store.set_seed_state(SeedState::Started)?;
+    let writer = Writer::start(store)?;
+    import_seed(settings, &writer).await?;
     let store = tokio::task::spawn_blocking(move || writer.close()).await??;
-    store.mark_seeded()?;
+    store.set_seed_state(SeedState::Done)?;
     Ok(Writer::start(store)?)
 }
 
 async fn import_seed(settings: &Settings, writer: &Writer) -> anyhow::Result<()> {
     let handle = writer.handle();
     let dir = settings.seed_data.clone();
-    let report =
-        tokio::task::spawn_blocking(move || import_directory(&handle, &dir)).await??;
+    let report = tokio::task::spawn_blocking(move || import_directory(&handle, &dir, ""))
+        .await??;
     tracing::info!(
         dir = %settings.seed_data.display(),
         files = report.files,

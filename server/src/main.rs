@@ -10,8 +10,9 @@ async fn main() -> std::process::ExitCode {
     telemetry::init(settings.log_format);
 
     let outcome = async {
+        let stop = shutdown::listen()?;
         let application = Application::build(settings).await?;
-        application.run_until(shutdown::signal()).await
+        application.run_until(stop).await
     };
     match outcome.await {
         Ok(()) => std::process::ExitCode::SUCCESS,

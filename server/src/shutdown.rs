@@ -1,34 +1,30 @@
 //! The process's one shutdown trigger: SIGTERM (what `docker stop` sends)
 //! or SIGINT (Ctrl-C), whichever comes first.
 
-/// Completes when the process is asked to stop. If a handler cannot be
-/// installed the server still runs, and says so.
-pub async fn signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+use std::future::Future;
 
+/// Starts listening for SIGTERM and SIGINT now, so that a signal arriving
+/// while the server is still starting (opening the database, importing
+/// the seed data) is not lost: the returned future completes at once when
+/// it is first awaited, and the server stops cleanly as soon as it is up.
+pub fn listen() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+                _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-
-    tokio::select! {
-        () = interrupt => tracing::info!(signal = "SIGINT", "stop requested"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "stop requested"),
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!(signal = "Ctrl-C", "stop requested");
+        })
     }
 }

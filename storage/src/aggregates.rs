@@ -110,6 +110,11 @@ impl Statistics {
         total
     }
 
+    /// Whether the item has any sale.
+    pub fn has_item(&self, item: &Item) -> bool {
+        self.items.contains_key(item)
+    }
+
     /// Number of items with sales.
     pub fn item_count(&self) -> usize {
         self.items.len()

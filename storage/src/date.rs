@@ -14,6 +14,10 @@ use crate::error::Rejection;
 /// Earliest and latest accepted local years.
 pub(crate) const YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
 
+/// Largest UTC offset accepted, as in ISO 8601 practice (real offsets
+/// run from -12:00 to +14:00).
+const MAX_OFFSET_MINUTES: i16 = 18 * 60;
+
 /// When a sale happened, on the seller's clock, to the microsecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SaleDate {
@@ -64,6 +68,9 @@ impl SaleDate {
         }
 
         let offset_minutes = (parsed.offset().local_minus_utc() / 60) as i16;
+        if offset_minutes.abs() > MAX_OFFSET_MINUTES {
+            return reject("has a UTC offset beyond ±18:00, which no clock uses");
+        }
         Ok(SaleDate {
             local,
             offset_minutes,
@@ -227,6 +234,7 @@ mod tests {
             ("10000-01-01T00:00:00Z", "RFC 3339"),
             ("2023-01-31T06:03:17.0000001Z", "microseconds"),
             ("yesterday", "RFC 3339"),
+            ("2023-01-31T06:03:17+23:59", "beyond ±18:00"),
             ("", "RFC 3339"),
         ] {
             let rejection = SaleDate::parse(text).expect_err(text);

@@ -47,6 +47,7 @@ struct Value {
     in_string: bool,
     escaped: bool,
     scalar: bool,
+    to_line_end: bool,
     oversized: bool,
     start_line: u64,
     text: Vec<u8>,
@@ -201,7 +202,12 @@ fn step(shape: &mut Shape, value: &mut Value, line: &mut u64, byte: u8) -> Step 
     match byte {
         b'{' | b'[' => value.depth = 1,
         b'"' => value.in_string = true,
-        _ => value.scalar = true,
+        _ => {
+            value.scalar = true;
+            // Outside an array, stray text is one refusal per line, not one
+            // per word.
+            value.to_line_end = *shape == Shape::Sequence;
+        }
     }
     value.text.push(byte);
     Step::Consumed
@@ -209,7 +215,12 @@ fn step(shape: &mut Shape, value: &mut Value, line: &mut u64, byte: u8) -> Step 
 
 fn step_in_value(value: &mut Value, line: &mut u64, byte: u8) -> Step {
     if value.scalar {
-        if byte.is_ascii_whitespace() || matches!(byte, b',' | b']' | b'}') {
+        let ends = if value.to_line_end {
+            byte == b'\n'
+        } else {
+            byte.is_ascii_whitespace() || matches!(byte, b',' | b']' | b'}')
+        };
+        if ends {
             return Step::Done { consumed: false };
         }
         push(value, byte);
@@ -375,7 +386,7 @@ mod tests {
     fn empty_input_has_no_sales_and_scalars_are_refused() {
         assert!(read("").is_empty());
         assert!(read("  \n ").is_empty());
-        let sales = read("42 true");
+        let sales = read("42 true\nnot json\n");
         assert_eq!(sales.len(), 2);
         assert!(sales[0].1.as_ref().unwrap_err().contains("object"));
     }

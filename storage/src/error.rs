@@ -63,6 +63,13 @@ fn shorten(value: &str) -> String {
 /// fault; the message says what the operator can do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// There is no database where one must already exist.
+    #[error(
+        "there is no database at {path}; check --db (or SALES_DB), or create one by \
+         starting the server or running `migrations-tool import`"
+    )]
+    Missing { path: String },
+
     /// Another process holds the database's lock.
     #[error(
         "the database at {path} is in use by another process (a running sales-server \

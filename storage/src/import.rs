@@ -6,6 +6,7 @@
 //! interrupted import can simply be run again: what is already stored is
 //! counted as duplicate, never twice.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ pub struct ImportReport {
     pub rejected: u64,
     /// The first refusals, with the file and line they came from.
     pub rejections: Vec<(String, Rejection)>,
+    /// Sales refused because their item would exceed the store's item
+    /// limit (counted in `rejected` too).
+    pub over_item_limit: u64,
     /// Files passed over because they are not `.json` files.
     pub skipped_files: Vec<PathBuf>,
     /// Legacy prices recovered from their float form (7.300000190734863
@@ -68,6 +72,10 @@ impl ImportReport {
                 Outcome::Stored => self.stored += 1,
                 Outcome::Duplicate => self.duplicates += 1,
                 Outcome::Conflict => self.conflicts += 1,
+                Outcome::TooManyItems => {
+                    self.rejected += 1;
+                    self.over_item_limit += 1;
+                }
             }
         }
     }
@@ -81,8 +89,12 @@ impl ImportReport {
 /// A failed import: the files could not be read or the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: io::Error },
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -144,69 +156,86 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-/// Imports every `*.json` file below `dir`. Each file may hold one sale
-/// (the seed's layout), an array or NDJSON; each sale's id is its path
-/// under `dir`, followed by `#N` for the N-th sale when a file holds more
-/// than one.
+/// Imports every `*.json` and `*.ndjson` file below `dir`. Each file may
+/// hold one sale (the seed's layout), an array or NDJSON. Each sale gets
+/// an id from [`file_id`] and its position (see [`sale_id`]), after
+/// `id_prefix`, unless its JSON names an id of its own.
 pub fn import_directory(
     writer: &WriterHandle,
     dir: &Path,
+    id_prefix: &str,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let mut report = ImportReport::default();
     let mut files = Vec::new();
-    collect_files(dir, &mut files, &mut report.skipped_files)?;
+    let mut visited = HashSet::new();
+    collect_files(dir, &mut files, &mut report.skipped_files, &mut visited)?;
     files.sort();
 
     let mut pipeline = Pipeline::new(writer);
     for path in &files {
         report.files += 1;
-        let relative = file_id(dir, path);
-        for (sale, place) in read_file(path, &relative)? {
-            match sale {
-                Ok(sale) => pipeline.push(sale, &mut report)?,
-                Err(rejection) => report.reject(place, rejection),
-            }
-        }
+        let id = format!("{id_prefix}{}", file_id(dir, path));
+        import_file(path, &id, &mut pipeline, &mut report)?;
     }
     pipeline.finish(&mut report)?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-type PlacedSale = (Result<NewSale, Rejection>, String);
-
-/// Reads the sales of one file, giving each an id from `relative`.
-fn read_file(path: &Path, relative: &str) -> Result<Vec<PlacedSale>, ImportError> {
-    let read_error = |source| ImportError::Read {
-        path: path.display().to_string(),
-        source,
+/// Streams the sales of one file into the pipeline. A file that cannot be
+/// opened or read is one refusal, not the end of the import.
+fn import_file(
+    path: &Path,
+    file_id: &str,
+    pipeline: &mut Pipeline<'_>,
+    report: &mut ImportReport,
+) -> Result<(), StoreError> {
+    let place = |line: u64| format!("{}:{line}", path.display());
+    let unreadable =
+        |error: io::Error| Rejection::new("file", "", format!("cannot be read: {error}"));
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) => {
+            report.reject(place(1), unreadable(error));
+            return Ok(());
+        }
     };
-    let file = fs::File::open(path).map_err(read_error)?;
-    let mut sales = Vec::with_capacity(1);
-    for read in SaleDocument::new(BufReader::new(file)) {
-        let read = read.map_err(read_error)?;
-        sales.push((read.sale, read.line, read.index));
-    }
 
-    if sales.is_empty() {
-        let rejection = Rejection::new("json", "", "the file is empty; expected a sale");
-        return Ok(vec![(Err(rejection), format!("{}:1", path.display()))]);
+    let mut empty = true;
+    for read in SaleDocument::new(BufReader::new(file)) {
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                report.reject(place(1), unreadable(error));
+                return Ok(());
+            }
+        };
+        empty = false;
+        let id = sale_id(file_id, read.index);
+        match read.sale.and_then(|sale| with_id(sale, &id)) {
+            Ok(sale) => pipeline.push(sale, report)?,
+            Err(rejection) => report.reject(place(read.line), rejection),
+        }
     }
-    let several = sales.len() > 1;
-    let placed = sales
-        .into_iter()
-        .map(|(sale, line, index)| {
-            let place = format!("{}:{line}", path.display());
-            let id = if several {
-                format!("{relative}#{index}")
-            } else {
-                relative.to_string()
-            };
-            (sale.and_then(|sale| with_id(sale, &id)), place)
-        })
-        .collect();
-    Ok(placed)
+    if empty {
+        report.reject(
+            place(1),
+            Rejection::new("json", "", "the file is empty; expected a sale"),
+        );
+    }
+    Ok(())
+}
+
+/// The id of the sale at `index` in a file: the file's id for the first
+/// sale, then `ID#1`, `ID#2`, … so that appending to a file never changes
+/// the ids of the sales already in it.
+pub fn sale_id(file_id: &str, index: u64) -> String {
+    if index == 0 {
+        file_id.to_string()
+    } else {
+        format!("{file_id}#{index}")
+    }
 }
 
 /// Gives a sale the import's id, unless the file already named one.
@@ -217,47 +246,74 @@ fn with_id(mut sale: NewSale, id: &str) -> Result<NewSale, Rejection> {
     Ok(sale)
 }
 
-/// The id of a sale file. For the seed's layout it is the last four
-/// parts of the path, `YYYY/M/D/NNNNN.json`, whatever directory the import
-/// started from, so that importing `data/` and sending `data/2023/1` with
-/// the client give the same sale the same id. Other files use their path
-/// under the import root, with `/` separators.
+/// The id of a sale file. For the seed's layout it is the last four parts
+/// of the path, `YYYY/M/D/NNNNN.json`, however the file was named (a
+/// relative path, `.`, the whole directory or the file alone), so that
+/// importing `data/` and sending `data/2023/1` with the client give a sale
+/// the same id. Other files use their path under the import root, with
+/// `/` separators.
 pub fn file_id(root: &Path, path: &Path) -> String {
-    let parts: Vec<String> = path
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    if let [.., year, month, day, _file] = parts.as_slice() {
-        let numeric =
-            |part: &String| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if numeric(year) && numeric(month) && numeric(day) && year.len() == 4 {
-            return parts[parts.len() - 4..].join("/");
-        }
+    if let Some(id) = seed_layout_id(path) {
+        return id;
     }
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    let parts: Vec<String> = relative
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    parts.join("/")
+    let absolute = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts = components(&absolute);
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    match absolute.strip_prefix(&root) {
+        Ok(relative) if !relative.as_os_str().is_empty() => {
+            components(relative).join("/")
+        }
+        _ => parts.last().cloned().unwrap_or_default(),
+    }
 }
 
-fn collect_files(
+/// `YYYY/M/D/NNNNN.json` when the file sits in the seed's layout.
+pub fn seed_layout_id(path: &Path) -> Option<String> {
+    let absolute = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts = components(&absolute);
+    let [.., year, month, day, _file] = parts.as_slice() else {
+        return None;
+    };
+    let numeric =
+        |part: &String| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let layout = numeric(year) && numeric(month) && numeric(day) && year.len() == 4;
+    layout.then(|| parts[parts.len() - 4..].join("/"))
+}
+
+fn components(path: &Path) -> Vec<String> {
+    path.components()
+        .filter(|part| matches!(part, std::path::Component::Normal(_)))
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// True for the files an import reads.
+pub fn is_sale_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext == "json" || ext == "ndjson")
+}
+
+/// Lists the sale files below `dir`, following symbolic links but visiting
+/// each real directory once, so that a link loop cannot recurse forever.
+pub fn collect_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
     skipped: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
 ) -> Result<(), ImportError> {
     let read_error = |source| ImportError::Read {
         path: dir.display().to_string(),
         source,
     };
+    if !visited.insert(fs::canonicalize(dir).map_err(read_error)?) {
+        return Ok(());
+    }
     for entry in fs::read_dir(dir).map_err(read_error)? {
-        let entry = entry.map_err(read_error)?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(read_error)?;
-        if kind.is_dir() {
-            collect_files(&path, files, skipped)?;
-        } else if path.extension().is_some_and(|ext| ext == "json") {
+        let path = entry.map_err(read_error)?.path();
+        // Follows symbolic links; a dangling one is refused as a file later.
+        if path.is_dir() {
+            collect_files(&path, files, skipped, visited)?;
+        } else if is_sale_file(&path) {
             files.push(path);
         } else {
             skipped.push(path);

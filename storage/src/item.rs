@@ -30,10 +30,12 @@ impl Item {
         if name.trim().is_empty() {
             return reject("must not be empty or only white space");
         }
-        if name.chars().any(char::is_control) {
-            return reject(
-                "must not contain control characters (tabs, newlines, NUL, …)",
-            );
+        if let Some(hidden) = name.chars().find(|c| is_hidden(*c)) {
+            return reject(&format!(
+                "must not contain control or invisible characters (found U+{:04X}); \
+                 they make names that look alike count as different items",
+                u32::from(hidden)
+            ));
         }
         if name.trim() != name {
             return reject("must not start or end with white space");
@@ -64,6 +66,27 @@ impl Item {
     }
 }
 
+/// Characters that cannot be seen or that reorder text: control
+/// characters, zero-width spaces, soft hyphens, byte order marks, bidi
+/// overrides and line separators. Zero-width joiners (U+200C, U+200D) stay
+/// allowed: emoji sequences and several scripts need them.
+pub(crate) fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{180E}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
 impl fmt::Display for Item {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -79,6 +102,12 @@ mod tests {
         let composed = Item::parse("caf\u{e9}").unwrap();
         let decomposed = Item::parse("cafe\u{301}").unwrap();
         assert_eq!(composed, decomposed);
+    }
+
+    #[test]
+    fn zero_width_joiners_stay_allowed() {
+        assert!(Item::parse("\u{1F469}\u{200D}\u{1F373} special").is_ok());
+        assert!(Item::parse("\u{645}\u{200C}\u{627}").is_ok());
     }
 
     #[test]
@@ -99,6 +128,11 @@ mod tests {
             ("pa\u{0}paya", "control"),
             ("pa\npaya", "control"),
             ("\tpapaya", "control"),
+            ("\u{feff}papaya", "U+FEFF"),
+            ("papaya\u{200b}", "U+200B"),
+            ("pa\u{ad}paya", "U+00AD"),
+            ("abc\u{202e}gpj.exe", "U+202E"),
+            ("pa\u{2028}paya", "U+2028"),
             ("papaya ", "white space"),
             (long.as_str(), "10000 characters"),
         ] {

@@ -50,7 +50,17 @@ pub fn parse_sale(text: &str) -> Result<NewSale, Rejection> {
     };
     let id = match fields.id {
         None => None,
-        Some(raw) => SaleId::parse_optional("id", &string_field("id", Some(raw))?)?,
+        Some(raw) => {
+            let id = string_field("id", Some(raw))?;
+            if id.is_empty() {
+                return Err(Rejection::new(
+                    "id",
+                    "",
+                    "must not be empty; leave the field out for a sale without an id",
+                ));
+            }
+            SaleId::parse_optional("id", &id)?
+        }
     };
     Ok(NewSale { sale, id })
 }
@@ -120,10 +130,12 @@ fn non_finite_number_field(
     error: &serde_json::Error,
 ) -> Option<&'static str> {
     let line = text.lines().nth(error.line().checked_sub(1)?)?;
-    let before = line.get(..error.column().checked_sub(1)?)?;
-    let at = line.get(error.column().checked_sub(1)?..)?;
-    let non_finite = ["NaN", "Infinity", "-Infinity", "-NaN"];
-    if !non_finite.iter().any(|word| at.starts_with(word)) {
+    let column = error.column().checked_sub(1)?;
+    let before = line.get(..column)?;
+    let before = before.strip_suffix('-').unwrap_or(before);
+    let at = line.get(column..)?;
+    let at = at.strip_prefix('-').unwrap_or(at);
+    if !["NaN", "Infinity"].iter().any(|word| at.starts_with(word)) {
         return None;
     }
 
@@ -241,6 +253,21 @@ mod tests {
                 r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": 5, "item": "papaya", "price": Infinity}"#,
                 "price",
                 "Infinity",
+            ),
+            (
+                r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": 5, "item": "papaya", "price": -Infinity}"#,
+                "price",
+                "Infinity",
+            ),
+            (
+                r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": NaN, "item": "papaya", "price": 1}"#,
+                "quantity",
+                "NaN",
+            ),
+            (
+                r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": 5, "item": "papaya", "price": 1, "id": ""}"#,
+                "id",
+                "must not be empty",
             ),
             (
                 r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": "5", "item": "papaya", "price": 7.3}"#,

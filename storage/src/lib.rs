@@ -38,6 +38,7 @@ pub use money::{Price, Revenue, MAX_PRICE, PRICE_DECIMALS};
 pub use quantity::{Quantity, MAX_QUANTITY};
 pub use sale::{NewSale, Sale, SaleId, MAX_ID_BYTES};
 pub use store::{
-    Outcome, SharedStatistics, Store, StoreOptions, WriteRequest, LAYOUT_VERSION,
+    Outcome, SeedState, SharedStatistics, Store, StoreOptions, WriteRequest,
+    LAYOUT_VERSION,
 };
 pub use writer::{wait_blocking, WriteResult, Writer, WriterHandle};

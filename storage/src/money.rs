@@ -159,7 +159,9 @@ fn write_fixed(f: &mut fmt::Formatter<'_>, units: u128, keep_point: bool) -> fmt
 /// Parses a non-negative decimal (JSON number syntax, leading zeros and a
 /// leading `+` on the exponent allowed) into ten-thousandths, exactly.
 fn parse_decimal(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+    if text.len() > MAX_PRICE_TEXT {
+        return Err(format!("is longer than {MAX_PRICE_TEXT} characters"));
+    }
     if text.starts_with('-') {
         return Err("must not be negative".into());
     }
@@ -186,9 +188,15 @@ fn parse_decimal(text: &str) -> Result<u64, String> {
     // ten-thousandths and refuse any non-zero digit that would fall off.
     let digits = format!("{whole}{fraction}");
     let digits = digits.trim_start_matches('0');
-    let shift = i64::from(PRICE_DECIMALS) + exponent - fraction.len() as i64;
+    let shift = i64::from(PRICE_DECIMALS)
+        .saturating_add(exponent)
+        .saturating_sub(fraction.len() as i64);
     scale_digits(digits, shift)
 }
+
+/// Longest accepted price text. A real price needs a dozen characters; a
+/// limit keeps the arithmetic below exact and cheap.
+const MAX_PRICE_TEXT: usize = 64;
 
 /// Splits `1.5e3` into (`1.5`, 3).
 fn split_exponent(text: &str) -> Result<(&str, i64), String> {
@@ -200,13 +208,11 @@ fn split_exponent(text: &str) -> Result<(&str, i64), String> {
     if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
         return Err("has a malformed exponent".into());
     }
-    // Anything beyond a few digits of exponent is out of range either way.
-    let exponent: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
-        i64::MIN / 2
-    } else {
-        i64::MAX / 2
-    });
-    Ok((mantissa, exponent.clamp(-1_000_000, 1_000_000)))
+    // An exponent beyond i64 is refused; the shift below saturates.
+    let exponent: i64 = exponent
+        .parse()
+        .map_err(|_| "has a malformed exponent".to_string())?;
+    Ok((mantissa, exponent))
 }
 
 /// Computes `digits × 10^shift` as an integer, refusing lost precision.
@@ -217,12 +223,12 @@ fn scale_digits(digits: &str, shift: i64) -> Result<u64, String> {
     }
 
     let kept = if shift >= 0 {
-        if digits.len() as i64 + shift > 20 {
+        if shift.saturating_add(digits.len() as i64) > 20 {
             return Err(too_large());
         }
         format!("{digits}{}", "0".repeat(shift as usize))
     } else {
-        let cut = (-shift) as usize;
+        let cut = usize::try_from(shift.unsigned_abs()).unwrap_or(usize::MAX);
         if cut >= digits.len() || digits[digits.len() - cut..].bytes().any(|b| b != b'0')
         {
             return Err(format!(
@@ -260,6 +266,7 @@ mod tests {
         assert_eq!(units("1e2"), 1_000_000);
         assert_eq!(units("1.5e+1"), 150_000);
         assert_eq!(units("0e999999999999"), 0);
+        assert_eq!(units("100000e-5"), 10_000);
     }
 
     #[test]
@@ -280,6 +287,12 @@ mod tests {
             ("7,3", "decimal number"),
             ("0x10", "decimal number"),
             ("1e", "exponent"),
+            (" 7.3", "decimal number"),
+            ("7.3 ", "decimal number"),
+            ("1e-99999999999999999999", "exponent"),
+            ("1e9223372036854775807", "at most"),
+            ("1e-9223372036854775808", "decimal places"),
+            (&format!("1{}e-1000004", "0".repeat(100)), "longer than 64"),
         ] {
             let rejection = Price::parse(text).expect_err(text);
             assert_eq!(rejection.field, "price");

@@ -81,11 +81,11 @@ impl SaleId {
                 ),
             ));
         }
-        if id.chars().any(char::is_control) {
+        if id.chars().any(crate::item::is_hidden) {
             return Err(Rejection::new(
                 field,
                 id,
-                "must not contain control characters",
+                "must not contain control or invisible characters",
             ));
         }
         Ok(Some(SaleId(id.to_string())))

@@ -8,7 +8,7 @@
 //! 3. The totals (`A` records) always equal a fold of the sales (`S`
 //!    records); `verify` proves it and `rebuild` restores it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -35,6 +35,15 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// Open a database with an older layout, for `migrate` only.
     pub allow_old_layout: bool,
+    /// Create the database if the directory does not hold one.
+    pub create: bool,
+    /// Most distinct items the store tracks; sales of further new items are
+    /// refused. Bounds memory and the size of the statistics report.
+    pub max_items: usize,
+    /// Also `fdatasync` the database file after every commit. sled's own
+    /// flush writes the log with `sync_file_range`, which survives the
+    /// process being killed but not necessarily a power cut.
+    pub fsync: bool,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +51,9 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             allow_old_layout: false,
+            create: true,
+            max_items: 100_000,
+            fsync: false,
         }
     }
 }
@@ -60,6 +72,9 @@ pub enum Outcome {
     Duplicate,
     /// This id is already stored with other content; nothing changed.
     Conflict,
+    /// The sale's item is new and the store already tracks the maximum
+    /// number of items; nothing changed.
+    TooManyItems,
 }
 
 /// A unit of work for the writer: sales that may carry ids, optionally
@@ -104,12 +119,26 @@ fn fingerprint(new: &NewSale) -> u128 {
     new.sale.fingerprint()
 }
 
+/// Progress of the server's first-start import of sample data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedState {
+    /// Never attempted.
+    NotStarted,
+    /// Begun but not finished (the server stopped during it): resume it.
+    Started,
+    /// Finished, or decided against; never import again.
+    Done,
+}
+
 /// The sales database.
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
     next_seq: u64,
     statistics: SharedStatistics,
+    max_items: usize,
+    /// The log file, kept open to `fdatasync` it when `fsync` is set.
+    sync_file: Option<std::fs::File>,
     /// Set when a commit may have half-reached the disk: from then on
     /// every write is refused until the process restarts and reloads.
     failed: bool,
@@ -119,8 +148,11 @@ impl Store {
     /// Opens (or creates) the store at `path`, checking its layout, and
     /// loads the totals into memory.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        let db = open_sled(path, options.cache_bytes)?;
         let shown = path.display().to_string();
+        if !options.create && !path.join("conf").exists() {
+            return Err(StoreError::Missing { path: shown });
+        }
+        let db = open_sled(path, options.cache_bytes)?;
         let layout = read_layout(&db, &shown)?;
         if layout > LAYOUT_VERSION {
             return Err(StoreError::LayoutTooNew {
@@ -142,11 +174,19 @@ impl Store {
             None => 0,
         };
         let statistics = Arc::new(RwLock::new(load_totals(&db)?));
+        let sync_file = match options.fsync {
+            true => {
+                Some(std::fs::File::open(path.join("db")).map_err(sled::Error::from)?)
+            }
+            false => None,
+        };
         Ok(Store {
             db,
             path: path.to_path_buf(),
             next_seq,
             statistics,
+            max_items: options.max_items,
+            sync_file,
             failed: false,
         })
     }
@@ -176,21 +216,35 @@ impl Store {
         }
 
         let seq = self.next_seq;
-        let mut plan = CommitPlan::new(seq);
+        let current = self.statistics.read().unwrap_or_else(|e| e.into_inner());
+        let mut plan = CommitPlan::new(seq, self.max_items);
         let outcomes = requests
             .iter()
-            .map(|request| plan.add_request(&self.db, request))
+            .map(|request| plan.add_request(&self.db, &current, request))
             .collect::<Result<Vec<_>, _>>()?;
         if plan.stored == 0 && plan.claimed.is_empty() {
             return Ok(outcomes);
         }
+        let batch = plan.finish(&current);
+        drop(current);
 
-        let batch =
-            plan.finish(&self.statistics.read().unwrap_or_else(|e| e.into_inner()));
+        let applying = std::time::Instant::now();
         self.db
             .apply_batch(batch)
             .map_err(|error| self.fail(error))?;
+        let flushing = std::time::Instant::now();
         self.db.flush().map_err(|error| self.fail(error))?;
+        if let Some(file) = &self.sync_file {
+            file.sync_data()
+                .map_err(sled::Error::from)
+                .map_err(|error| self.fail(error))?;
+        }
+        tracing::debug!(
+            sales = plan.stored,
+            apply_micros = (flushing - applying).as_micros() as u64,
+            flush_micros = flushing.elapsed().as_micros() as u64,
+            "commit on disk"
+        );
 
         self.next_seq = seq + 1;
         let mut statistics = self.statistics.write().unwrap_or_else(|e| e.into_inner());
@@ -206,14 +260,22 @@ impl Store {
         StoreError::Io(error)
     }
 
-    /// Whether the first-start import of sample data has been done.
-    pub fn is_seeded(&self) -> Result<bool, StoreError> {
-        Ok(self.db.contains_key(keys::META_SEEDED)?)
+    /// How far the first-start import of sample data has come.
+    pub fn seed_state(&self) -> Result<SeedState, StoreError> {
+        Ok(match self.db.get(keys::META_SEEDED)?.as_deref() {
+            None => SeedState::NotStarted,
+            Some(b"started") => SeedState::Started,
+            Some(_) => SeedState::Done,
+        })
     }
 
-    /// Records that the first-start import has been done.
-    pub fn mark_seeded(&self) -> Result<(), StoreError> {
-        self.db.insert(keys::META_SEEDED, &b"1"[..])?;
+    /// Records progress of the first-start import, durably.
+    pub fn set_seed_state(&self, state: SeedState) -> Result<(), StoreError> {
+        match state {
+            SeedState::NotStarted => self.db.remove(keys::META_SEEDED)?,
+            SeedState::Started => self.db.insert(keys::META_SEEDED, &b"started"[..])?,
+            SeedState::Done => self.db.insert(keys::META_SEEDED, &b"done"[..])?,
+        };
         self.db.flush()?;
         Ok(())
     }
@@ -303,12 +365,17 @@ struct CommitPlan {
     groups: BTreeMap<(NaiveDate, Item), Vec<NewSale>>,
     deltas: BTreeMap<(Item, Month), Totals>,
     stored: usize,
+    max_items: usize,
+    /// Items this commit adds to the store.
+    new_items: HashSet<Item>,
 }
 
 impl CommitPlan {
-    fn new(seq: u64) -> CommitPlan {
+    fn new(seq: u64, max_items: usize) -> CommitPlan {
         CommitPlan {
             seq,
+            max_items,
+            new_items: HashSet::new(),
             batch: sled::Batch::default(),
             claimed: HashMap::new(),
             groups: BTreeMap::new(),
@@ -320,6 +387,7 @@ impl CommitPlan {
     fn add_request(
         &mut self,
         db: &sled::Db,
+        current: &Statistics,
         request: &WriteRequest,
     ) -> Result<Vec<Outcome>, StoreError> {
         // An empty batch stores nothing, so it reserves no id either.
@@ -335,6 +403,10 @@ impl CommitPlan {
 
         let mut outcomes = Vec::with_capacity(request.sales.len());
         for new in &request.sales {
+            if !self.item_allowed(&new.sale.item, current) {
+                outcomes.push(Outcome::TooManyItems);
+                continue;
+            }
             let outcome = match &new.id {
                 Some(id) => {
                     self.claim(db, keys::id_key(SALE_IDS, id.as_str()), fingerprint(new))?
@@ -347,6 +419,20 @@ impl CommitPlan {
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// Whether a sale of `item` may be stored: known items always, new ones
+    /// while the store tracks fewer than the maximum. The limit bounds the
+    /// memory the totals take and the size of the statistics report.
+    fn item_allowed(&mut self, item: &Item, current: &Statistics) -> bool {
+        if current.has_item(item) || self.new_items.contains(item) {
+            return true;
+        }
+        if current.item_count() + self.new_items.len() >= self.max_items {
+            return false;
+        }
+        self.new_items.insert(item.clone());
+        true
     }
 
     /// Claims an id for this commit, unless it is already taken.
@@ -506,20 +592,29 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 fn classify_open_error(path: String, error: sled::Error) -> StoreError {
     match error {
         sled::Error::Io(io) if is_lock_error(&io) => StoreError::Locked { path },
-        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
-            StoreError::Damaged {
-                path,
-                cause: error.to_string(),
-            }
+        sled::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+            ) =>
+        {
+            StoreError::Io(sled::Error::Io(io))
         }
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            StoreError::Damaged {
-                path,
-                cause: io.to_string(),
-            }
-        }
-        other => StoreError::Io(other),
+        // Anything else while reading the files back means they are not
+        // what sled wrote: truncated, garbled, or from something else.
+        other => StoreError::Damaged {
+            path,
+            cause: plain_cause(&other),
+        },
     }
+}
+
+/// sled's error text without its empty backtrace and unknown offsets.
+fn plain_cause(error: &sled::Error) -> String {
+    error
+        .to_string()
+        .replace(" at file offset None", "")
+        .replace(" backtrace ()", "")
 }
 
 fn is_lock_error(error: &std::io::Error) -> bool {

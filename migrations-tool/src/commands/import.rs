@@ -13,6 +13,12 @@ use super::Context;
 pub(crate) struct Import {
     /// The directory to import.
     dir: PathBuf,
+
+    /// Put this before every id derived from a file's path (for example
+    /// `shop-b/`), so that two directories with the same file names do
+    /// not collide.
+    #[arg(long, default_value = "")]
+    id_prefix: String,
 }
 
 #[derive(Args)]
@@ -29,7 +35,7 @@ impl Import {
             self.dir.display()
         );
         let writer = Writer::start(context.open()?)?;
-        let report = import_directory(&writer.handle(), &self.dir)
+        let report = import_directory(&writer.handle(), &self.dir, &self.id_prefix)
             .with_context(|| format!("importing {}", self.dir.display()))?;
         writer.close()?;
         Ok(print_report(&report))

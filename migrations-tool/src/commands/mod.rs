@@ -4,6 +4,7 @@
 
 pub(crate) mod import;
 pub(crate) mod migrate;
+pub(crate) mod repair;
 pub(crate) mod verify;
 
 use std::path::PathBuf;

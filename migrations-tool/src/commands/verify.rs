@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use clap::Args;
-use sales_storage::{Statistics, Totals};
+use std::path::Path;
+
+use sales_storage::{Statistics, Store, Totals};
 
 use super::Context;
 
@@ -16,30 +18,36 @@ pub(crate) struct Rebuild {}
 impl Verify {
     pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
         let store = context.open()?;
-        let started = std::time::Instant::now();
-        let (folded, sales) = store.fold_sales()?;
-        let stored = store.stored_totals()?;
-        let differences = differences(&folded, &stored);
+        report(&store, &context.db)
+    }
+}
 
-        for line in &differences {
-            println!("{line}");
-        }
+/// Rescans the raw sales, prints every difference with the stored totals
+/// and returns the exit code: 0 when they agree, 1 when they do not.
+pub(crate) fn report(store: &Store, db: &Path) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let (folded, sales) = store.fold_sales()?;
+    let stored = store.stored_totals()?;
+    let differences = differences(&folded, &stored);
+
+    for line in &differences {
+        println!("{line}");
+    }
+    println!(
+        "{sales} sales rescanned in {:.2} s; {} item-months; {} differences",
+        started.elapsed().as_secs_f64(),
+        folded.entries().count(),
+        differences.len()
+    );
+    if differences.is_empty() {
+        println!("ok: the stored totals equal a fold of the raw sales");
+        Ok(0)
+    } else {
         println!(
-            "{sales} sales rescanned in {:.2} s; {} item-months; {} differences",
-            started.elapsed().as_secs_f64(),
-            folded.entries().count(),
-            differences.len()
+            "run `migrations-tool --db {} rebuild` to recompute the totals",
+            db.display()
         );
-        if differences.is_empty() {
-            println!("ok: the stored totals equal a fold of the raw sales");
-            Ok(0)
-        } else {
-            println!(
-                "run `migrations-tool --db {} rebuild` to recompute the totals",
-                context.db.display()
-            );
-            Ok(1)
-        }
+        Ok(1)
     }
 }
 

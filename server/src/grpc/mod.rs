@@ -39,6 +39,19 @@ pub(crate) fn unavailable(error: StoreError) -> Status {
     }
 }
 
+/// Why a sale of a new item was refused when the store is full of items.
+pub(crate) const ITEM_LIMIT_RULE: &str =
+    "is a new item, and the store already tracks the \
+    most items it is configured for (--max-items); nothing was stored";
+
+/// `RESOURCE_EXHAUSTED`: the sale is valid but the store's item limit is
+/// reached. The operator can raise `--max-items`.
+pub(crate) fn too_many_items(item: &str) -> Status {
+    let rejection = Rejection::new("item", item, ITEM_LIMIT_RULE);
+    tracing::warn!(%rejection, "item limit reached");
+    Status::resource_exhausted(rejection.to_string())
+}
+
 /// Checks `authorization: Bearer TOKEN` when a token is configured.
 #[derive(Clone)]
 pub(crate) struct BearerAuth {

@@ -5,11 +5,12 @@
 use sales_proto::seed::sales_service_server::SalesService;
 use sales_proto::seed::{ConfirmationReply, SalesMessage};
 use sales_storage::{
-    Item, NewSale, Price, Quantity, Rejection, Sale, SaleDate, WriteRequest, WriterHandle,
+    Item, NewSale, Outcome, Price, Quantity, Rejection, Sale, SaleDate, WriteRequest,
+    WriterHandle,
 };
 use tonic::{Request, Response, Status};
 
-use super::{invalid, unavailable};
+use super::{invalid, too_many_items, unavailable};
 
 pub(crate) struct SeedService {
     writer: WriterHandle,
@@ -49,8 +50,12 @@ impl SalesService for SeedService {
             sale.date
         );
 
+        let item = sale.item.to_string();
         let request = WriteRequest::sales(vec![NewSale { sale, id: None }]);
-        self.writer.write(request).await.map_err(unavailable)?;
+        let outcomes = self.writer.write(request).await.map_err(unavailable)?;
+        if outcomes.contains(&Outcome::TooManyItems) {
+            return Err(too_many_items(&item));
+        }
         tracing::debug!("sale stored");
         Ok(Response::new(ConfirmationReply { message }))
     }

@@ -13,7 +13,7 @@ use sales_storage::{
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{invalid, unavailable};
+use super::{invalid, too_many_items, unavailable, ITEM_LIMIT_RULE};
 
 /// Batches of one stream being written at once: enough to keep the writer
 /// busy while the next batch is decoded, few enough to bound memory.
@@ -61,6 +61,7 @@ impl SalesIngest for IngestService {
         let outcome = match outcomes.first() {
             Some(Outcome::Stored) => WireOutcome::Stored,
             Some(Outcome::Duplicate) => WireOutcome::Duplicate,
+            Some(Outcome::TooManyItems) => return Err(too_many_items(&wire.item)),
             Some(Outcome::Conflict) | None => {
                 return Err(Status::already_exists(format!(
                     "id {:?} is already stored with different content; nothing changed",
@@ -84,7 +85,7 @@ impl SalesIngest for IngestService {
         let mut in_flight: VecDeque<PendingBatch> = VecDeque::new();
 
         while let Some(batch) = stream.message().await? {
-            let pending = self.start_batch(batch, &mut tally)?;
+            let pending = self.start_batch(batch, &mut tally);
             in_flight.extend(pending);
             while in_flight.len() >= BATCHES_IN_FLIGHT {
                 finish_batch(in_flight.pop_front(), &mut tally).await?;
@@ -137,11 +138,7 @@ struct PendingBatch {
 impl IngestService {
     /// Validates a batch, counts its refusals and hands the rest to the
     /// writer without waiting.
-    fn start_batch(
-        &self,
-        batch: SaleBatch,
-        tally: &mut Tally,
-    ) -> Result<Option<PendingBatch>, Status> {
+    fn start_batch(&self, batch: SaleBatch, tally: &mut Tally) -> Option<PendingBatch> {
         let first = tally.reply.received;
         tally.reply.received += batch.sales.len() as u64;
 
@@ -160,17 +157,24 @@ impl IngestService {
             }
         }
         if valid.is_empty() {
-            return Ok(None);
+            return None;
         }
 
         let request = match SaleId::parse_optional("batch_id", &batch.batch_id) {
             Ok(Some(id)) => WriteRequest::batch(id, valid),
             Ok(None) => WriteRequest::sales(valid),
-            Err(rejection) => return Err(invalid(&rejection)),
+            Err(rejection) => {
+                // A bad batch id refuses its batch, not the whole stream:
+                // earlier batches may already be stored.
+                for position in positions {
+                    tally.reject(position, rejection.field, rejection.to_string());
+                }
+                return None;
+            }
         };
         let writer = self.writer.clone();
         let task = tokio::spawn(async move { writer.write(request).await });
-        Ok(Some(PendingBatch { positions, task }))
+        Some(PendingBatch { positions, task })
     }
 }
 
@@ -195,6 +199,9 @@ async fn finish_batch(
                 "id",
                 "this id (or batch id) is already stored with different content".into(),
             ),
+            Outcome::TooManyItems => {
+                tally.reject(position, "item", ITEM_LIMIT_RULE.into())
+            }
         }
     }
     Ok(())

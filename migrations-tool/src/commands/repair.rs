@@ -1,0 +1,97 @@
+//! `repair`: recovers a database that sled refuses to open because a
+//! snapshot file is damaged, the known failure after an abrupt stop.
+//!
+//! sled keeps its data in a log (`db`) and periodically writes a snapshot
+//! (`snap.*`) to open faster. The snapshot can be rebuilt from the log, so
+//! setting it aside is safe when only the snapshot is damaged. If the log
+//! itself is damaged, sled recovers the records before the damage only;
+//! that is why `repair` first copies the whole directory aside.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use sales_storage::{Store, StoreError};
+
+use super::Context;
+
+#[derive(Args)]
+pub(crate) struct Repair {}
+
+impl Repair {
+    pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
+        let db = &context.db;
+        anyhow::ensure!(
+            db.join("conf").exists(),
+            "there is no database at {}",
+            db.display()
+        );
+        match Store::open(db, &context.options) {
+            Ok(store) => {
+                println!("the database opens; nothing to repair");
+                return super::verify::report(&store, db);
+            }
+            Err(StoreError::Damaged { cause, .. }) => println!("damaged: {cause}"),
+            Err(other) => return Err(other.into()),
+        }
+
+        let backup = backup_path(db);
+        copy_dir(db, &backup)?;
+        println!("copied the damaged database to {}", backup.display());
+        let mut set_aside = 0;
+        for entry in fs::read_dir(db)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with("snap.") {
+                fs::remove_file(&path)?;
+                set_aside += 1;
+            }
+        }
+        println!("removed {set_aside} snapshot file(s); sled rebuilds them from the log");
+
+        let store = Store::open(db, &context.options)?;
+        let sales = store
+            .statistics()
+            .read()
+            .map(|s| s.grand_total().sales)
+            .unwrap_or(0);
+        println!(
+            "the database opens again with {sales} sales; if you expected more, the log \
+             itself was damaged: restore a backup (the damaged copy is kept at {})",
+            backup.display()
+        );
+        let verified = super::verify::report(&store, db)?;
+        if sales == 0 {
+            println!("warning: nothing was recovered; do not start the server on it before checking");
+            return Ok(1);
+        }
+        Ok(verified)
+    }
+}
+
+fn backup_path(db: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let name = db.file_name().unwrap_or_default().to_string_lossy();
+    db.with_file_name(format!("{name}.before-repair-{stamp}"))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
