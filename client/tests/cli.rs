@@ -213,3 +213,124 @@ async fn an_unreachable_server_exits_3_with_advice() {
     assert!(stderr.contains("is the server running?"), "{stderr}");
     assert!(stderr.contains("1 not sent"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_file_that_grows_keeps_the_ids_of_its_first_sales() {
+    let (server, dir) = start().await;
+    let tills = dir.path().join("tills");
+    std::fs::create_dir(&tills).unwrap();
+    let file = tills.join("till-1.ndjson");
+    std::fs::write(&file, format!("{PAPAYA}\n")).unwrap();
+    let first = client(&server, &[tills.to_str().unwrap()], "").await;
+    std::fs::write(
+        &file,
+        format!("{PAPAYA}\n{}\n", PAPAYA.replace("papaya", "kiwi")),
+    )
+    .unwrap();
+
+    let second = client(&server, &[tills.to_str().unwrap()], "").await;
+
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        second.stderr.contains("sent 2: 1 stored, 1 duplicates"),
+        "{}",
+        second.stderr
+    );
+    let statistics = server.statistics().await.unwrap();
+    assert_eq!(
+        (
+            statistics["papaya"]["sales"].clone(),
+            statistics["kiwi"]["sales"].clone()
+        ),
+        (1.into(), 1.into())
+    );
+}
+
+#[tokio::test]
+async fn an_id_prefix_keeps_two_sources_with_the_same_file_names_apart() {
+    let (server, dir) = start().await;
+    for (shop, item) in [("shop-a", "papaya"), ("shop-b", "kiwi")] {
+        let day = dir.path().join(shop).join("2023/1/10");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::write(day.join("00001.json"), PAPAYA.replace("papaya", item)).unwrap();
+    }
+    let shop_a = dir.path().join("shop-a");
+    let shop_b = dir.path().join("shop-b");
+
+    let a = client(&server, &[shop_a.to_str().unwrap()], "").await;
+    let clash = client(&server, &[shop_b.to_str().unwrap()], "").await;
+    let b = client(
+        &server,
+        &["--id-prefix", "shop-b/", shop_b.to_str().unwrap()],
+        "",
+    )
+    .await;
+
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_eq!(clash.code, 1, "{}", clash.stderr);
+    assert!(
+        clash
+            .stderr
+            .contains("already stored with different content"),
+        "{}",
+        clash.stderr
+    );
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let statistics = server.statistics().await.unwrap();
+    assert_eq!(revenue(&statistics, "kiwi"), "29.2");
+}
+
+#[tokio::test]
+async fn empty_input_is_refused_not_silently_accepted() {
+    let (server, dir) = start().await;
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "").unwrap();
+
+    let stdin = client(&server, &[], "").await;
+    let file = client(&server, &[empty.to_str().unwrap()], "\n").await;
+
+    assert_eq!(stdin.code, 1, "{}", stdin.stderr);
+    assert!(
+        stdin.stderr.contains("<stdin>:1: json: no sale found"),
+        "{}",
+        stdin.stderr
+    );
+    assert_eq!(file.code, 1, "{}", file.stderr);
+    assert!(
+        file.stderr.contains("empty.json:1: json: no sale found"),
+        "{}",
+        file.stderr
+    );
+}
+
+#[tokio::test]
+async fn the_server_may_be_given_as_host_and_port() {
+    let (server, _dir) = start().await;
+    let bare = server.grpc_url.trim_start_matches("http://").to_string();
+
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sales-client"))
+            .args(["--server", &bare])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(PAPAYA.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -17,8 +17,8 @@ pub(crate) fn server(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(statistics.clone())
-            .route("/sales_statistics", web::get().to(sales_statistics))
-            .route("/healthz", web::get().to(healthz))
+            .service(read_only("/sales_statistics", sales_statistics))
+            .service(read_only("/healthz", healthz))
     })
     .workers(workers.max(1))
     .disable_signals()
@@ -26,6 +26,23 @@ pub(crate) fn server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// A resource answering GET and HEAD; other methods get 405 with `Allow`.
+fn read_only<H, Args>(path: &str, handler: H) -> actix_web::Resource
+where
+    H: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    H::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(|| async {
+            HttpResponse::MethodNotAllowed()
+                .insert_header(("Allow", "GET, HEAD"))
+                .body("this API is read-only: use GET\n")
+        }))
 }
 
 /// `GET /sales_statistics`: every item's totals and its months, in the

@@ -55,9 +55,18 @@ impl TestServer {
 
     /// `GET path` on the HTTP API: status code and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        self.request("GET", path).await
+    }
+
+    /// Any method on the HTTP API: status code and body.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> anyhow::Result<(u16, String)> {
         let addr = self.http_addr;
-        let path = path.to_string();
-        tokio::task::spawn_blocking(move || http_get(addr, &path)).await?
+        let (method, path) = (method.to_string(), path.to_string());
+        tokio::task::spawn_blocking(move || http_request(addr, &method, &path)).await?
     }
 
     /// The statistics report, parsed.
@@ -80,12 +89,17 @@ impl TestServer {
     }
 }
 
-/// A minimal HTTP/1.1 GET, enough for tests and the benchmark's checks.
-pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+/// A minimal HTTP/1.1 request without a body, enough for tests.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

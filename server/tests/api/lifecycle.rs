@@ -5,6 +5,8 @@ use std::path::Path;
 use sales_proto::v1::RecordSaleRequest;
 use sales_server::testing::TestServer;
 use sales_server::Settings;
+use sales_storage::import::import_directory;
+use sales_storage::{SeedState, Store, StoreOptions, Writer};
 
 use crate::helpers::{figures, v1_sale, TestApp};
 
@@ -52,4 +54,61 @@ async fn a_second_server_on_the_same_database_is_refused_clearly() {
 
     let message = format!("{:#}", second.err().expect("refused"));
     assert!(message.contains("in use by another process"), "{message}");
+}
+
+/// Prepares a database as a stopped or crashed server would leave it, with
+/// the sales of `dir` imported and the seed state set to `state`.
+fn prepare(db: &Path, dir: &Path, state: SeedState) {
+    let store = Store::open(db, &StoreOptions::default()).unwrap();
+    store.set_seed_state(state).unwrap();
+    let writer = Writer::start(store).unwrap();
+    import_directory(&writer.handle(), dir, "").unwrap();
+    writer.close().unwrap();
+}
+
+fn total_sales(statistics: &serde_json::Value) -> u64 {
+    statistics
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["sales"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn an_interrupted_seed_import_resumes_without_counting_twice() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let (at, from) = (db.clone(), data.join("2023/1"));
+    tokio::task::spawn_blocking(move || prepare(&at, &from, SeedState::Started))
+        .await
+        .unwrap();
+
+    let mut settings = Settings::for_tests(db);
+    settings.seed_data = data;
+    settings.no_seed = false;
+    let server = TestServer::start_with(settings).await.unwrap();
+
+    assert_eq!(total_sales(&server.statistics().await.unwrap()), 10_000);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_that_already_has_sales_is_never_seeded() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let (at, from) = (db.clone(), data.join("2023/2/14"));
+    tokio::task::spawn_blocking(move || prepare(&at, &from, SeedState::NotStarted))
+        .await
+        .unwrap();
+
+    let mut settings = Settings::for_tests(db);
+    settings.seed_data = data;
+    settings.no_seed = false;
+    let server = TestServer::start_with(settings).await.unwrap();
+
+    assert_eq!(total_sales(&server.statistics().await.unwrap()), 27);
+    server.stop().await.unwrap();
 }

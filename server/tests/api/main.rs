@@ -2,6 +2,7 @@
 //! temporary database, driven through gRPC and HTTP as a user would.
 
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod seed_contract;
 mod statistics;

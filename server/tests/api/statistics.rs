@@ -107,7 +107,24 @@ async fn unknown_paths_and_methods_are_refused() {
 
     let (missing, _) = app.server.get("/nope").await.unwrap();
     let (health, body) = app.server.get("/healthz").await.unwrap();
+    let (head, head_body) = app
+        .server
+        .request("HEAD", "/sales_statistics")
+        .await
+        .unwrap();
+    let (post, _) = app
+        .server
+        .request("POST", "/sales_statistics")
+        .await
+        .unwrap();
+    let (delete, _) = app
+        .server
+        .request("DELETE", "/sales_statistics")
+        .await
+        .unwrap();
 
     assert_eq!(missing, 404);
     assert_eq!((health, body.as_str()), (200, "ok\n"));
+    assert_eq!((head, head_body.as_str()), (200, ""));
+    assert_eq!((post, delete), (405, 405));
 }
