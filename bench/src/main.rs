@@ -41,6 +41,19 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Sends unary RecordSale calls to a running server and prints the
+    /// rate (for profiling one figure without the whole benchmark).
+    Unary {
+        /// The server's gRPC address.
+        #[arg(long, default_value = "http://localhost:50051")]
+        server: String,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Sales to send in all.
+        #[arg(long, default_value_t = 64_000)]
+        sales: u64,
+    },
     /// Runs the end-to-end benchmark against a real server process and
     /// prints a table (also written as JSON). Build with --release first.
     Run {
@@ -94,6 +107,18 @@ fn main() -> anyhow::Result<()> {
                     seed,
                 )?;
             }
+        }
+        Command::Unary {
+            server,
+            in_flight,
+            sales,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let rate = runtime.block_on(run::unary(&server, in_flight, sales))?;
+            eprintln!("{in_flight} in flight: {rate:.0} sales/s");
         }
         Command::Run {
             sales,

@@ -309,7 +309,11 @@ fn statistics_latency(
 }
 
 /// Unary `RecordSale` calls with `in_flight` concurrent callers; sales/s.
-async fn unary(grpc_url: &str, in_flight: usize, total: u64) -> anyhow::Result<f64> {
+pub(crate) async fn unary(
+    grpc_url: &str,
+    in_flight: usize,
+    total: u64,
+) -> anyhow::Result<f64> {
     let per_caller = total / in_flight as u64;
     let mut callers = Vec::new();
     let channels = in_flight.clamp(1, 4);

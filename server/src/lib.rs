@@ -157,6 +157,7 @@ fn grpc_router(settings: &Settings, writer: &Writer) -> tonic::transport::server
     let v1 = SalesIngestServer::new(grpc::IngestService::new(writer.handle()))
         .max_decoding_message_size(grpc::MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
+        .tcp_nodelay(true)
         .add_service(tonic::service::interceptor::InterceptedService::new(
             seed,
             auth.clone(),
