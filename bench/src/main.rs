@@ -56,29 +56,7 @@ enum Command {
     },
     /// Runs the end-to-end benchmark against a real server process and
     /// prints a table (also written as JSON). Build with --release first.
-    Run {
-        /// Sales in the bulk load.
-        #[arg(long, default_value_t = 1_000_000)]
-        sales: u64,
-        /// Unary sales sent one at a time.
-        #[arg(long, default_value_t = 5_000)]
-        unary_single: u64,
-        /// Unary sales sent with --in-flight concurrent callers.
-        #[arg(long, default_value_t = 64_000)]
-        unary_concurrent: u64,
-        /// Concurrent unary callers.
-        #[arg(long, default_value_t = 64)]
-        in_flight: usize,
-        /// Statistics requests timed at each size.
-        #[arg(long, default_value_t = 2_000)]
-        latency_requests: usize,
-        /// The sample directory whose import is timed.
-        #[arg(long, default_value = "data")]
-        sample_data: PathBuf,
-        /// Where to write the figures as JSON.
-        #[arg(long, default_value = "bench-results/latest.json")]
-        json: PathBuf,
-    },
+    Run(run::Plan),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -120,23 +98,7 @@ fn main() -> anyhow::Result<()> {
             let rate = runtime.block_on(run::unary(&server, in_flight, sales))?;
             eprintln!("{in_flight} in flight: {rate:.0} sales/s");
         }
-        Command::Run {
-            sales,
-            unary_single,
-            unary_concurrent,
-            in_flight,
-            latency_requests,
-            sample_data,
-            json,
-        } => run::run(run::Plan {
-            sales,
-            unary_single,
-            unary_concurrent,
-            in_flight,
-            latency_requests,
-            sample_data,
-            json_out: json,
-        })?,
+        Command::Run(plan) => run::run(plan)?,
     }
     Ok(())
 }

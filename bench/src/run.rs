@@ -16,14 +16,29 @@ use crate::generate;
 use sales_server::testing::{sibling_binary, KeepAlive, ServerProcess};
 
 /// What the benchmark is asked to do.
+#[derive(clap::Args)]
 pub(crate) struct Plan {
-    pub(crate) sales: u64,
-    pub(crate) unary_single: u64,
-    pub(crate) unary_concurrent: u64,
-    pub(crate) in_flight: usize,
-    pub(crate) latency_requests: usize,
-    pub(crate) sample_data: PathBuf,
-    pub(crate) json_out: PathBuf,
+    /// Sales in the bulk load.
+    #[arg(long, default_value_t = 1_000_000)]
+    sales: u64,
+    /// Unary sales sent one at a time.
+    #[arg(long, default_value_t = 5_000)]
+    unary_single: u64,
+    /// Unary sales sent with --in-flight concurrent callers.
+    #[arg(long, default_value_t = 64_000)]
+    unary_concurrent: u64,
+    /// Concurrent unary callers.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Statistics requests timed at each size.
+    #[arg(long, default_value_t = 2_000)]
+    latency_requests: usize,
+    /// The sample directory whose import is timed.
+    #[arg(long, default_value = "data")]
+    sample_data: PathBuf,
+    /// Where to write the figures as JSON.
+    #[arg(long = "json", default_value = "bench-results/latest.json")]
+    json_out: PathBuf,
 }
 
 /// One measured figure, with its target.
@@ -78,7 +93,9 @@ pub(crate) fn run(plan: Plan) -> anyhow::Result<()> {
     eprintln!("generating {} + 10,000 sales…", plan.sales);
     let small = work.path().join("small.ndjson");
     let large = work.path().join("large.ndjson");
-    generate::write_ndjson(&mut std::fs::File::create(&small)?, 10_000, 2022, 7)?;
+    // Same year and items as the large set, so that both points of the
+    // latency comparison have the same 120 item-months to report.
+    generate::write_ndjson(&mut std::fs::File::create(&small)?, 10_000, 2023, 7)?;
     generate::write_ndjson(&mut std::fs::File::create(&large)?, plan.sales, 2023, 42)?;
 
     measure_sample_import(&plan.sample_data, work.path(), &mut results)?;
@@ -326,11 +343,16 @@ pub(crate) async fn unary(
         let mut client = clients[caller % channels].clone();
         callers.push(tokio::spawn(async move {
             for index in 0..per_caller {
+                let (item, price) = generate::CATALOGUE[(index % 10) as usize];
                 let sale = Sale {
-                    item: format!("unary-{}", index % 10),
-                    quantity: 1 + (index % 10) as i64,
-                    price: "2.5".into(),
-                    date: format!("2024-03-{:02}T10:00:00+00:00", 1 + index % 28),
+                    item: item.into(),
+                    quantity: 1 + (index % 7) as i64,
+                    price: price.into(),
+                    date: format!(
+                        "2023-{:02}-{:02}T10:00:00+00:00",
+                        1 + index % 12,
+                        1 + index % 28
+                    ),
                     id: String::new(),
                 };
                 client

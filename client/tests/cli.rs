@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use sales_server::testing::TestServer;
+use sales_server::testing::{ServerProcess, TestServer};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -16,11 +16,17 @@ struct Run {
     stderr: String,
 }
 
-/// Runs the client with `args`, feeding `stdin`, off the async runtime.
+/// Runs the client against `server` with `args`, feeding `stdin`.
 async fn client(server: &TestServer, args: &[&str], stdin: &str) -> Run {
+    let mut all = vec!["--server", &server.grpc_url, "--retry-secs", "1"];
+    all.extend_from_slice(args);
+    run_client(&all, stdin).await
+}
+
+/// Runs the client with exactly `args`, off the async runtime.
+async fn run_client(args: &[&str], stdin: &str) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sales-client"));
     command
-        .args(["--server", &server.grpc_url, "--retry-secs", "1"])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -189,29 +195,15 @@ async fn an_unreachable_server_exits_3_with_advice() {
     let url = server.grpc_url.clone();
     server.stop().await.unwrap();
 
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sales-client"))
-            .args(["--server", &url, "--retry-secs", "1"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(PAPAYA.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let run = run_client(&["--server", &url, "--retry-secs", "1"], PAPAYA).await;
 
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("is the server running?"), "{stderr}");
-    assert!(stderr.contains("1 not sent"), "{stderr}");
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is the server running?"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("1 not sent"), "{}", run.stderr);
 }
 
 #[tokio::test]
@@ -308,29 +300,112 @@ async fn the_server_may_be_given_as_host_and_port() {
     let (server, _dir) = start().await;
     let bare = server.grpc_url.trim_start_matches("http://").to_string();
 
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sales-client"))
-            .args(["--server", &bare])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(PAPAYA.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let run = run_client(&["--server", &bare], PAPAYA).await;
 
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// The server binary beside this test's client binary, built if missing.
+fn server_binary() -> std::path::PathBuf {
+    let binary =
+        Path::new(env!("CARGO_BIN_EXE_sales-client")).with_file_name("sales-server");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "sales-server"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building sales-server failed");
+    }
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_load_is_retried_and_nothing_counts_twice() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("load.ndjson");
+    let mut text = String::new();
+    for n in 0..150_000u64 {
+        text.push_str(&format!(
+            "{{\"date\": \"2023-{:02}-{:02}T{:02}:{:02}:00+00:00\", \"quantity\": {}, \"item\": \"item-{}\", \"price\": {}.{:02}}}\n",
+            1 + n % 12, 1 + n % 28, n % 24, n % 60, 1 + n % 9, n % 7, n % 20, n % 100
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let (binary, db, log) = (
+        server_binary(),
+        dir.path().join("db"),
+        dir.path().join("server.log"),
     );
+    let server = ServerProcess::start(&binary, &db, &log).unwrap();
+    let (grpc_port, http_port) = (server.grpc_port(), server.http_addr.port());
+
+    let mut load = Command::new(env!("CARGO_BIN_EXE_sales-client"))
+        .args([
+            "--server",
+            &server.grpc_url,
+            "--retry-secs",
+            "60",
+            "--batch-size",
+            "1000",
+        ])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    server.kill().unwrap();
+    let killed_mid_load = load.try_wait().unwrap().is_none();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let server =
+        ServerProcess::start_on(&binary, &db, &log, grpc_port, http_port).unwrap();
+    let output = tokio::task::spawn_blocking(move || load.wait_with_output().unwrap())
+        .await
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        killed_mid_load,
+        "the load finished before the kill: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("sent 150000:"), "{stderr}");
+    let statistics: Value = serde_json::from_str(
+        &sales_server::testing::http_request(
+            server.http_addr,
+            "GET",
+            "/sales_statistics",
+        )
+        .unwrap()
+        .1,
+    )
+    .unwrap();
+    let sales: u64 = statistics
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["sales"].as_u64().unwrap())
+        .sum();
+    let quantity: u64 = statistics
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["total_quantity"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sales, 150_000);
+    assert_eq!(quantity, (0..150_000u64).map(|n| 1 + n % 9).sum::<u64>());
+    // Line n sells 1 + n % 9 of item-(n % 7) at (n % 20).(n % 100).
+    let cents: u64 = (0..150_000u64)
+        .filter(|n| n % 7 == 0)
+        .map(|n| (1 + n % 9) * ((n % 20) * 100 + n % 100))
+        .sum();
+    let exact = format!("{}.{:02}", cents / 100, cents % 100);
+    let exact = exact.trim_end_matches('0');
+    let exact = if exact.ends_with('.') {
+        format!("{exact}0")
+    } else {
+        exact.to_string()
+    };
+    assert_eq!(revenue(&statistics, "item-0"), exact);
+    server.stop().unwrap();
 }

@@ -136,7 +136,8 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A port that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -145,8 +146,18 @@ impl ServerProcess {
     /// import, free loopback ports, logs to `log`) and waits until it
     /// answers.
     pub fn start(binary: &Path, db: &Path, log: &Path) -> anyhow::Result<ServerProcess> {
-        let grpc_port = free_port()?;
-        let http_port = free_port()?;
+        ServerProcess::start_on(binary, db, log, free_port()?, free_port()?)
+    }
+
+    /// Like [`ServerProcess::start`], on given ports: to restart a server
+    /// where its clients expect it.
+    pub fn start_on(
+        binary: &Path,
+        db: &Path,
+        log: &Path,
+        grpc_port: u16,
+        http_port: u16,
+    ) -> anyhow::Result<ServerProcess> {
         let child = Command::new(binary)
             .arg("--db")
             .arg(db)
@@ -191,9 +202,13 @@ impl ServerProcess {
         Some(kib * 1024)
     }
 
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
+    /// The gRPC port.
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Kills the process with SIGKILL, as a crash or power cut would, and

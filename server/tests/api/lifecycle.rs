@@ -57,16 +57,30 @@ async fn a_second_server_on_the_same_database_is_refused_clearly() {
 }
 
 /// Prepares a database as a stopped or crashed server would leave it, with
-/// the sales of `dir` imported and the seed state set to `state`.
-fn prepare(db: &Path, dir: &Path, state: SeedState) {
-    let store = Store::open(db, &StoreOptions::default()).unwrap();
-    store.set_seed_state(state).unwrap();
-    let writer = Writer::start(store).unwrap();
-    import_directory(&writer.handle(), dir, "").unwrap();
-    writer.close().unwrap();
-}
+/// the sales of `data/PART` imported and the seed state set to `state`,
+/// then starts a server that may seed from `data/`; returns the number of
+/// sales it serves.
+async fn sales_after_start(part: &str, state: SeedState) -> u64 {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let (at, from) = (db.clone(), data.join(part));
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&at, &StoreOptions::default()).unwrap();
+        store.set_seed_state(state).unwrap();
+        let writer = Writer::start(store).unwrap();
+        import_directory(&writer.handle(), &from, "").unwrap();
+        writer.close().unwrap();
+    })
+    .await
+    .unwrap();
 
-fn total_sales(statistics: &serde_json::Value) -> u64 {
+    let mut settings = Settings::for_tests(db);
+    settings.seed_data = data;
+    settings.no_seed = false;
+    let server = TestServer::start_with(settings).await.unwrap();
+    let statistics = server.statistics().await.unwrap();
+    server.stop().await.unwrap();
     statistics
         .as_object()
         .unwrap()
@@ -77,38 +91,16 @@ fn total_sales(statistics: &serde_json::Value) -> u64 {
 
 #[tokio::test]
 async fn an_interrupted_seed_import_resumes_without_counting_twice() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
-    let dir = tempfile::TempDir::new().unwrap();
-    let db = dir.path().join("db");
-    let (at, from) = (db.clone(), data.join("2023/1"));
-    tokio::task::spawn_blocking(move || prepare(&at, &from, SeedState::Started))
-        .await
-        .unwrap();
-
-    let mut settings = Settings::for_tests(db);
-    settings.seed_data = data;
-    settings.no_seed = false;
-    let server = TestServer::start_with(settings).await.unwrap();
-
-    assert_eq!(total_sales(&server.statistics().await.unwrap()), 10_000);
-    server.stop().await.unwrap();
+    assert_eq!(
+        sales_after_start("2023/1", SeedState::Started).await,
+        10_000
+    );
 }
 
 #[tokio::test]
 async fn a_database_that_already_has_sales_is_never_seeded() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
-    let dir = tempfile::TempDir::new().unwrap();
-    let db = dir.path().join("db");
-    let (at, from) = (db.clone(), data.join("2023/2/14"));
-    tokio::task::spawn_blocking(move || prepare(&at, &from, SeedState::NotStarted))
-        .await
-        .unwrap();
-
-    let mut settings = Settings::for_tests(db);
-    settings.seed_data = data;
-    settings.no_seed = false;
-    let server = TestServer::start_with(settings).await.unwrap();
-
-    assert_eq!(total_sales(&server.statistics().await.unwrap()), 27);
-    server.stop().await.unwrap();
+    assert_eq!(
+        sales_after_start("2023/2/14", SeedState::NotStarted).await,
+        27
+    );
 }
