@@ -1,23 +1,29 @@
 //! `migrate` and `info`: the database's layout version.
 
 use clap::Args;
-use sales_storage::{StoreOptions, LAYOUT_VERSION};
+use sales_storage::{Store, StoreOptions, LAYOUT_VERSION};
 
 use super::Context;
 
 #[derive(Args)]
 pub(crate) struct Migrate {}
 
+/// Opens the store whatever its layout version: these two commands are
+/// the ones that must work on an old layout.
+fn open_any_layout(context: &Context) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        allow_old_layout: true,
+        ..context.options.clone()
+    };
+    Ok(Store::open(&context.db, &options)?)
+}
+
 #[derive(Args)]
 pub(crate) struct Info {}
 
 impl Migrate {
     pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
-        let options = StoreOptions {
-            allow_old_layout: true,
-            ..context.options.clone()
-        };
-        let store = sales_storage::Store::open(&context.db, &options)?;
+        let store = open_any_layout(context)?;
         let report = sales_storage::migrate::run(&store)?;
         if report.steps.is_empty() {
             println!("layout {}: already current; nothing to do", report.to);
@@ -34,11 +40,7 @@ impl Migrate {
 
 impl Info {
     pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
-        let options = StoreOptions {
-            allow_old_layout: true,
-            ..context.options.clone()
-        };
-        let store = sales_storage::Store::open(&context.db, &options)?;
+        let store = open_any_layout(context)?;
         let totals = store
             .statistics()
             .read()
