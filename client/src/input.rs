@@ -40,10 +40,24 @@ impl Source {
     }
 }
 
+/// Where a sale came from: a file (or `<stdin>`) and a line. The name is
+/// shared by all the sales of a file, so a place costs a few bytes.
+#[derive(Clone)]
+pub(crate) struct Place {
+    source: Arc<str>,
+    line: u64,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)
+    }
+}
+
 /// A batch ready to send, with the place of each of its sales.
 pub(crate) struct PlacedBatch {
     pub(crate) wire: SaleBatch,
-    pub(crate) places: Vec<String>,
+    pub(crate) places: Vec<Place>,
 }
 
 /// What the reading thread hands to the sender.
@@ -67,7 +81,7 @@ pub(crate) struct Reader {
     events: tokio::sync::mpsc::Sender<Event>,
     /// Put before every id the client derives from a file's path.
     id_prefix: String,
-    pending: Vec<(WireSale, String)>,
+    pending: Vec<(WireSale, Place)>,
     batches: u64,
 }
 
@@ -154,6 +168,7 @@ impl Reader {
             inner: input,
             count: Arc::clone(&self.bytes_read),
         };
+        let source: Arc<str> = Arc::from(name);
         let document = SaleDocument::new(BufReader::with_capacity(256 * 1024, counted));
         let mut empty = true;
         for read in document {
@@ -167,9 +182,15 @@ impl Reader {
                 }
             };
             empty = false;
-            let place = format!("{name}:{}", read.line);
+            let place = Place {
+                source: Arc::clone(&source),
+                line: read.line,
+            };
             let going_on = match read.sale {
-                Err(rejection) => self.emit(Event::Refused { place, rejection }),
+                Err(rejection) => self.emit(Event::Refused {
+                    place: place.to_string(),
+                    rejection,
+                }),
                 Ok(sale) => {
                     let sale_id = id.map(|id| sale_id(id, read.index));
                     self.push(sale, place, sale_id)
@@ -190,13 +211,16 @@ impl Reader {
         true
     }
 
-    fn push(&mut self, mut sale: NewSale, place: String, id: Option<String>) -> bool {
+    fn push(&mut self, mut sale: NewSale, place: Place, id: Option<String>) -> bool {
         if sale.id.is_none() {
             if let Some(id) = id {
                 match SaleId::parse_optional("id", &id) {
                     Ok(parsed) => sale.id = parsed,
                     Err(rejection) => {
-                        return self.emit(Event::Refused { place, rejection })
+                        return self.emit(Event::Refused {
+                            place: place.to_string(),
+                            rejection,
+                        })
                     }
                 }
             }
@@ -215,8 +239,7 @@ impl Reader {
         if self.pending.is_empty() {
             return true;
         }
-        let (sales, places): (Vec<WireSale>, Vec<String>) =
-            self.pending.drain(..).unzip();
+        let (sales, places): (Vec<WireSale>, Vec<Place>) = self.pending.drain(..).unzip();
         let batch_id = batch_id(self.batches, &sales);
         self.batches += 1;
         self.emit(Event::Batch(PlacedBatch {

@@ -24,7 +24,7 @@ use clap::Parser;
 use sales_proto::v1::{Outcome as WireOutcome, SaleBatch, StreamSalesReply};
 use tokio::task::JoinHandle;
 
-use input::{Event, PlacedBatch, Reader, Source};
+use input::{Event, Place, PlacedBatch, Reader, Source};
 use report::{exit, Progress, Summary};
 use send::Connection;
 
@@ -68,11 +68,13 @@ const EXIT_CODES: &str =
     "Exit codes: 0 all sales stored (or already stored), 1 some sales \
 refused, 2 bad arguments or unreadable input, 3 server unreachable or failing.";
 
-/// Sales sent in one stream; a retry resends at most this many.
-const WINDOW_SALES: usize = 65_536;
+/// Sales sent in one stream; a retry resends at most this many, and the
+/// client holds at most `STREAMS_IN_FLIGHT` windows in memory.
+const WINDOW_SALES: usize = 16_384;
 
-/// Streams in flight at once.
-const STREAMS_IN_FLIGHT: usize = 2;
+/// Streams in flight at once: enough to keep the server's writer busy
+/// while the next window is read and sent.
+const STREAMS_IN_FLIGHT: usize = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -138,7 +140,7 @@ async fn run(cli: Cli) -> u8 {
 }
 
 /// A stream in flight: its batches (to locate refusals) and its reply.
-type StreamTask = JoinHandle<(Vec<PlacedBatch>, Result<StreamSalesReply, tonic::Status>)>;
+type StreamTask = JoinHandle<(Vec<Place>, Result<StreamSalesReply, tonic::Status>)>;
 
 /// `localhost:50051` means `http://localhost:50051`.
 fn with_scheme(server: &str) -> String {
@@ -215,12 +217,15 @@ impl Sender {
             let oldest = self.streams.remove(0);
             self.collect(oldest).await;
         }
+        let (batches, places): (Vec<SaleBatch>, Vec<Vec<Place>>) = window
+            .into_iter()
+            .map(|batch| (batch.wire, batch.places))
+            .unzip();
+        let places: Vec<Place> = places.into_iter().flatten().collect();
         let connection = self.connection.clone();
         self.streams.push(tokio::spawn(async move {
-            let batches: Vec<SaleBatch> =
-                window.iter().map(|batch| batch.wire.clone()).collect();
-            let reply = connection.stream(&batches).await;
-            (window, reply)
+            let reply = connection.stream(batches.into()).await;
+            (places, reply)
         }));
     }
 
@@ -264,33 +269,26 @@ impl Sender {
                     sale.quantity, sale.item, sale.price, sale.date, reply.month
                 );
             }
-            Err(status) => self.server_refused(place, &status, 1),
+            Err(status) => self.server_refused(&place.to_string(), &status, 1),
         }
     }
 
     async fn collect(&mut self, stream: StreamTask) {
-        let Ok((window, reply)) = stream.await else {
+        let Ok((places, reply)) = stream.await else {
             self.summary.server_error = Some("a sending task failed".into());
             return;
         };
-        let sales: u64 = window
-            .iter()
-            .map(|batch| batch.wire.sales.len() as u64)
-            .sum();
+        let sales = places.len() as u64;
         match reply {
             Ok(reply) => {
                 self.summary.sent += sales;
                 self.summary.stored += reply.stored;
                 self.summary.duplicates += reply.duplicates;
-                let places: Vec<&String> = window
-                    .iter()
-                    .flat_map(|batch| batch.places.iter())
-                    .collect();
                 for rejection in &reply.rejections {
                     let place = places
                         .get(rejection.position as usize)
-                        .map_or("?", |p| p.as_str());
-                    self.summary.refuse(place, &rejection.reason);
+                        .map_or_else(|| "?".to_string(), Place::to_string);
+                    self.summary.refuse(&place, &rejection.reason);
                 }
                 // Refusals beyond the listed ones are counted, not located.
                 let unlisted =
@@ -298,11 +296,7 @@ impl Sender {
                 self.summary.refused += unlisted;
             }
             Err(status) => {
-                let place = window
-                    .first()
-                    .and_then(|b| b.places.first())
-                    .cloned()
-                    .unwrap_or_default();
+                let place = places.first().map(Place::to_string).unwrap_or_default();
                 self.server_refused(&place, &status, sales);
             }
         }

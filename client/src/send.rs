@@ -5,6 +5,7 @@
 //! batch carries an id derived from its content: batches that reached the
 //! disk before the failure come back as duplicates, not as new sales.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sales_proto::v1::sales_ingest_client::SalesIngestClient;
@@ -82,14 +83,18 @@ impl Connection {
     }
 
     /// Sends batches as one stream and returns the server's summary.
+    /// Each attempt copies one batch at a time as it is sent, so a window
+    /// is held in memory once, not once per attempt.
     pub(crate) async fn stream(
         &self,
-        batches: &[SaleBatch],
+        batches: Arc<[SaleBatch]>,
     ) -> Result<StreamSalesReply, Status> {
         self.with_retries(|mut client| {
-            let batches = batches.to_vec();
+            let batches = Arc::clone(&batches);
             async move {
-                let stream = tokio_stream::iter(batches);
+                let count = batches.len();
+                let stream =
+                    tokio_stream::iter((0..count).map(move |i| batches[i].clone()));
                 client
                     .stream_sales(stream)
                     .await
