@@ -577,17 +577,34 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(Some(1_000));
 
-    let opened =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
-    match opened {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(error)) => Err(classify_open_error(shown, error)),
-        Err(panic) => Err(StoreError::Damaged {
-            path: shown,
-            cause: panic_message(&panic),
-        }),
+    // The lock may be held for a moment by a process that is exiting, or
+    // by sled's background threads just after a store was closed in this
+    // process: wait a little before calling the database busy.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let error = match opened {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(error)) => classify_open_error(shown.clone(), error),
+            Err(panic) => {
+                return Err(StoreError::Damaged {
+                    path: shown,
+                    cause: panic_message(&panic),
+                })
+            }
+        };
+        if !matches!(error, StoreError::Locked { .. })
+            || std::time::Instant::now() > deadline
+        {
+            return Err(error);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// How long opening waits for another holder of the lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn classify_open_error(path: String, error: sled::Error) -> StoreError {
     match error {
