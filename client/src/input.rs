@@ -82,6 +82,8 @@ pub(crate) struct Reader {
     /// Put before every id the client derives from a file's path.
     id_prefix: String,
     pending: Vec<(WireSale, Place)>,
+    /// Roughly how many bytes the pending sales take on the wire.
+    pending_bytes: usize,
     batches: u64,
 }
 
@@ -98,6 +100,7 @@ impl Reader {
             events,
             id_prefix,
             pending: Vec::new(),
+            pending_bytes: 0,
             batches: 0,
         }
     }
@@ -225,8 +228,11 @@ impl Reader {
                 }
             }
         }
-        self.pending.push((to_wire(&sale), place));
-        if self.pending.len() >= self.batch_size {
+        let wire = to_wire(&sale);
+        self.pending_bytes += encoded_size(&wire);
+        self.pending.push((wire, place));
+        if self.pending.len() >= self.batch_size || self.pending_bytes >= MAX_BATCH_BYTES
+        {
             return self.flush();
         }
         true
@@ -239,6 +245,7 @@ impl Reader {
         if self.pending.is_empty() {
             return true;
         }
+        self.pending_bytes = 0;
         let (sales, places): (Vec<WireSale>, Vec<Place>) = self.pending.drain(..).unzip();
         let batch_id = batch_id(self.batches, &sales);
         self.batches += 1;
@@ -251,6 +258,17 @@ impl Reader {
     fn emit(&self, event: Event) -> bool {
         self.events.blocking_send(event).is_ok()
     }
+}
+
+/// A batch is sent once it reaches this size on the wire, whatever
+/// `--batch-size` says, so that long item names and ids cannot push a
+/// message over the server's 4 MiB limit.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// An upper bound of a sale's protobuf size: its texts plus tags, lengths
+/// and the quantity.
+fn encoded_size(sale: &WireSale) -> usize {
+    sale.item.len() + sale.price.len() + sale.date.len() + sale.id.len() + 32
 }
 
 fn to_wire(sale: &NewSale) -> WireSale {

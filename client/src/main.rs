@@ -304,7 +304,9 @@ impl Sender {
 
     fn server_refused(&mut self, place: &str, status: &tonic::Status, sales: u64) {
         match status.code() {
-            tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => {
+            tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::ResourceExhausted => {
                 self.summary.refuse(place, status.message());
             }
             tonic::Code::Unauthenticated => {

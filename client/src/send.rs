@@ -6,7 +6,7 @@
 //! disk before the failure come back as duplicates, not as new sales.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sales_proto::v1::sales_ingest_client::SalesIngestClient;
 use sales_proto::v1::{
@@ -21,7 +21,28 @@ use tonic::{Code, Request, Status};
 #[derive(Clone)]
 pub(crate) struct Connection {
     client: SalesIngestClient<InterceptedService<Channel, Token>>,
-    retry_for: Duration,
+    outage: Outage,
+}
+
+/// The retry budget, shared by every stream of the run: it counts from the
+/// first failure since the last success, so a run gives up once the server
+/// has been unreachable for `--retry-secs`, however many streams wait.
+#[derive(Clone)]
+struct Outage {
+    since: Arc<std::sync::Mutex<Option<Instant>>>,
+    limit: Duration,
+}
+
+impl Outage {
+    fn keep_trying(&self) -> bool {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        let started = *since.get_or_insert_with(Instant::now);
+        started.elapsed() < self.limit
+    }
+
+    fn over(&self) {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// Adds `authorization: Bearer TOKEN` when a token is set.
@@ -46,13 +67,21 @@ impl Connection {
         token: Option<&str>,
         retry_for: Duration,
     ) -> anyhow::Result<Connection> {
+        if server.starts_with("https://") {
+            anyhow::bail!(
+                "--server {server:?}: TLS is not supported by this client, and the server \
+                 speaks plain gRPC; use http:// (behind a TLS-terminating proxy if the \
+                 network is not trusted)"
+            );
+        }
         let endpoint = Endpoint::from_shared(server.to_string())
             .map_err(|error| {
                 anyhow::anyhow!("--server {server:?} is not a valid URL: {error}")
             })?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true);
-        let token = match token {
+        // An empty SALES_INGEST_TOKEN (as compose passes when unset) means none.
+        let token = match token.filter(|token| !token.is_empty()) {
             Some(token) => Some(
                 format!("Bearer {token}")
                     .parse()
@@ -63,7 +92,13 @@ impl Connection {
         let client =
             SalesIngestClient::with_interceptor(endpoint.connect_lazy(), Token(token))
                 .max_decoding_message_size(16 * 1024 * 1024);
-        Ok(Connection { client, retry_for })
+        Ok(Connection {
+            client,
+            outage: Outage {
+                since: Arc::default(),
+                limit: retry_for,
+            },
+        })
     }
 
     /// Records one sale.
@@ -109,17 +144,18 @@ impl Connection {
         F: FnMut(SalesIngestClient<InterceptedService<Channel, Token>>) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
-        let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
             match call(self.client.clone()).await {
-                Err(status)
-                    if is_transient(&status) && started.elapsed() < self.retry_for =>
-                {
+                Err(status) if is_transient(&status) && self.outage.keep_trying() => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(3));
                 }
-                other => return other,
+                Err(status) => return Err(status),
+                Ok(reply) => {
+                    self.outage.over();
+                    return Ok(reply);
+                }
             }
         }
     }
@@ -129,6 +165,11 @@ impl Connection {
 fn is_transient(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::Unknown | Code::Aborted | Code::DeadlineExceeded
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Aborted
+            | Code::DeadlineExceeded
+            // A server shutting down cancels the streams it has not finished.
+            | Code::Cancelled
     )
 }

@@ -409,3 +409,31 @@ async fn a_server_killed_mid_load_is_retried_and_nothing_counts_twice() {
     assert_eq!(revenue(&statistics, "item-0"), exact);
     server.stop().unwrap();
 }
+
+#[tokio::test]
+async fn long_names_and_ids_are_split_into_batches_under_the_message_limit() {
+    let (server, dir) = start().await;
+    let file = dir.path().join("fat.ndjson");
+    let item = "\u{1F96D}".repeat(200);
+    let mut text = String::new();
+    for n in 0..5_000 {
+        let id = format!("{n:0>200}");
+        text.push_str(&format!(
+            "{{\"date\": \"2023-05-01T10:00:00Z\", \"quantity\": 1, \"item\": \"{item}\", \"price\": 2, \"id\": \"{id}\"}}\n"
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+
+    let run = client(&server, &[file.to_str().unwrap()], "").await;
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("sent 5000: 5000 stored"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        revenue(&server.statistics().await.unwrap(), &item),
+        "10000.0"
+    );
+}

@@ -254,3 +254,22 @@ fn repair_recovers_a_database_whose_snapshot_is_damaged() {
     assert_eq!(verify.code, 0, "{}", verify.stdout);
     assert_eq!(revenue_of(&db, "papaya"), before);
 }
+
+#[test]
+fn a_database_whose_log_is_unreadable_is_refused_not_treated_as_new() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/2023/2/14");
+    tool(&db, &["import", data.to_str().unwrap()]);
+    let mut log = std::fs::read(db.join("db")).unwrap();
+    log[..64].iter_mut().for_each(|byte| *byte ^= 0xFF);
+    std::fs::write(db.join("db"), log).unwrap();
+
+    let info = tool(&db, &["info"]);
+    let repair = tool(&db, &["repair"]);
+
+    assert_eq!(info.code, 2, "{}", info.stdout);
+    assert!(info.stdout.contains("is damaged"), "{}", info.stdout);
+    assert_ne!(repair.code, 0, "{}", repair.stdout);
+    assert!(repair.stdout.contains("restore"), "{}", repair.stdout);
+}

@@ -59,7 +59,7 @@ pub struct Settings {
     pub http_workers: usize,
 
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "SALES_SHUTDOWN_GRACE", default_value_t = 10)]
+    #[arg(long, env = "SALES_SHUTDOWN_GRACE", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
 
     /// Log format: human-readable text or one JSON object per line.

@@ -37,6 +37,12 @@ impl Application {
     /// Opens the database (importing the seed data into a new one), starts
     /// the writer and binds both ports. Must run inside a Tokio runtime.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if settings.ingest_token.as_deref() == Some("") {
+            anyhow::bail!(
+                "the ingest token (--ingest-token or SALES_INGEST_TOKEN) is set but empty; \
+                 set a real token, or unset it to leave ingest open"
+            );
+        }
         // Ports first: a busy port should fail before any import work.
         let grpc = tokio::net::TcpListener::bind(settings.grpc_addr)
             .await
@@ -187,11 +193,26 @@ async fn start_writer(settings: &Settings, store: Store) -> anyhow::Result<Write
             !settings.no_seed && empty && settings.seed_data.is_dir()
         }
     };
+    if state == SeedState::Started && settings.no_seed {
+        tracing::warn!(
+            dir = %settings.seed_data.display(),
+            "an interrupted import of sample data is pending; it resumes at the next \
+             start without --no-seed"
+        );
+    }
     if settings.no_seed || !wanted {
         if state == SeedState::NotStarted {
             store.set_seed_state(SeedState::Done)?;
         }
         return Ok(Writer::start(store)?);
+    }
+    if !settings.seed_data.is_dir() {
+        anyhow::bail!(
+            "an import of sample data from {} was interrupted and cannot resume: the \
+             directory is missing. Start from the directory that holds it (or pass \
+             --seed-data), or start with --no-seed to keep the database as it is",
+            settings.seed_data.display()
+        );
     }
 
     if state == SeedState::Started {

@@ -256,14 +256,20 @@ pub fn file_id(root: &Path, path: &Path) -> String {
     if let Some(id) = seed_layout_id(path) {
         return id;
     }
+    // The path as walked from the root, not as resolved: a directory
+    // reached through a symbolic link keeps its own name in the id.
+    if let Ok(relative) = path.strip_prefix(root) {
+        if !relative.as_os_str().is_empty() {
+            return components(relative).join("/");
+        }
+    }
     let absolute = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let parts = components(&absolute);
     let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     match absolute.strip_prefix(&root) {
         Ok(relative) if !relative.as_os_str().is_empty() => {
             components(relative).join("/")
         }
-        _ => parts.last().cloned().unwrap_or_default(),
+        _ => components(&absolute).last().cloned().unwrap_or_default(),
     }
 }
 
@@ -385,6 +391,11 @@ mod tests {
         assert_eq!(
             file_id(Path::new("/srv/data/2023/1/10"), file),
             "2023/1/10/00261.json"
+        );
+        let linked = Path::new("/srv/exports/shop2/sales.json");
+        assert_eq!(
+            file_id(Path::new("/srv/exports"), linked),
+            "shop2/sales.json"
         );
         let other = Path::new("/srv/exports/march/sales.json");
         assert_eq!(

@@ -30,7 +30,7 @@ impl Item {
         if name.trim().is_empty() {
             return reject("must not be empty or only white space");
         }
-        if let Some(hidden) = name.chars().find(|c| is_hidden(*c)) {
+        if let Some(hidden) = hidden_in(name) {
             return reject(&format!(
                 "must not contain control or invisible characters (found U+{:04X}); \
                  they make names that look alike count as different items",
@@ -66,25 +66,63 @@ impl Item {
     }
 }
 
-/// Characters that cannot be seen or that reorder text: control
-/// characters, zero-width spaces, soft hyphens, byte order marks, bidi
-/// overrides and line separators. Zero-width joiners (U+200C, U+200D) stay
-/// allowed: emoji sequences and several scripts need them.
+/// Characters that cannot be seen, that look like a space without being
+/// one, or that reorder text: control characters, zero-width spaces, soft
+/// hyphens, byte order marks, bidi marks and overrides, line separators,
+/// Hangul and Braille fillers, tag characters, invisible operators and
+/// other format characters. Zero-width joiners and emoji variation
+/// selectors are allowed where they do their job (see [`hidden_in`]).
 pub(crate) fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{00AD}'
-                | '\u{180E}'
-                | '\u{200B}'
+            '\u{00A0}'
+                | '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{2000}'..='\u{200B}'
                 | '\u{200E}'
                 | '\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
+                | '\u{2028}'..='\u{202F}'
+                | '\u{205F}'..='\u{206F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0D}'
                 | '\u{FEFF}'
+                | '\u{FFA0}'
                 | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
         )
+}
+
+/// The first character of `name` that hides something: a character
+/// [`is_hidden`] refuses anywhere, a joiner (U+200C, U+200D) at either end,
+/// an emoji variation selector (U+FE0E, U+FE0F) after a letter or digit
+/// (where it changes nothing visible), or a combining mark with nothing to
+/// combine with.
+pub(crate) fn hidden_in(name: &str) -> Option<char> {
+    let chars: Vec<char> = name.chars().collect();
+    for (index, &c) in chars.iter().enumerate() {
+        let previous = index.checked_sub(1).map(|i| chars[i]);
+        let at_edge = index == 0 || index + 1 == chars.len();
+        let hides = is_hidden(c)
+            || (matches!(c, '\u{200C}' | '\u{200D}') && at_edge)
+            || (matches!(c, '\u{FE0E}' | '\u{FE0F}')
+                && previous.is_none_or(|p| p.is_alphanumeric() || p.is_whitespace()))
+            || (index == 0 && unicode_normalization::char::is_combining_mark(c));
+        if hides {
+            return Some(c);
+        }
+    }
+    None
 }
 
 impl fmt::Display for Item {
@@ -108,6 +146,7 @@ mod tests {
     fn zero_width_joiners_stay_allowed() {
         assert!(Item::parse("\u{1F469}\u{200D}\u{1F373} special").is_ok());
         assert!(Item::parse("\u{645}\u{200C}\u{627}").is_ok());
+        assert!(Item::parse("\u{2764}\u{FE0F} mug").is_ok());
     }
 
     #[test]
@@ -133,6 +172,15 @@ mod tests {
             ("pa\u{ad}paya", "U+00AD"),
             ("abc\u{202e}gpj.exe", "U+202E"),
             ("pa\u{2028}paya", "U+2028"),
+            ("pa\u{3164}paya", "U+3164"),
+            ("\u{61c}papaya", "U+061C"),
+            ("papaya\u{fe0f}", "U+FE0F"),
+            ("papaya\u{e0041}", "U+E0041"),
+            ("papaya\u{200d}", "U+200D"),
+            ("blood\u{a0}orange", "U+00A0"),
+            ("blood\u{2007}orange", "U+2007"),
+            ("\u{301}", "U+0301"),
+            ("pa\u{2800}paya", "U+2800"),
             ("papaya ", "white space"),
             (long.as_str(), "10000 characters"),
         ] {

@@ -57,16 +57,17 @@ impl Price {
     /// Returns the price and whether the text needed recovering.
     pub fn recover_from_f64(price: f64) -> Result<(Price, bool), Rejection> {
         let direct = Price::parse(&price.to_string());
-        if let Ok(exact) = direct {
-            return Ok((exact, false));
-        }
-
         let narrowed = price as f32;
         if f64::from(narrowed) != price {
             // Not an f32 widened to f64: the sender really wrote this value.
             return direct.map(|exact| (exact, false));
         }
-        Price::from_f32(narrowed).map(|exact| (exact, true))
+
+        // An f32 widened to f64: read it as the seed's server did, as the
+        // shortest decimal of the f32 (600000.125 is 600000.1, as a seed
+        // client sending 600000.1 meant).
+        let recovered = Price::from_f32(narrowed)?;
+        Ok((recovered, direct.ok() != Some(recovered)))
     }
 
     /// Builds a price from its fixed-point units.
@@ -323,6 +324,16 @@ mod tests {
             (Price(73_000), false)
         );
         assert!(Price::recover_from_f64(7.123456789).is_err());
+        let large = f64::from(600_000.1f32);
+        assert_eq!(large, 600_000.125);
+        assert_eq!(
+            Price::recover_from_f64(large).unwrap(),
+            (Price(6_000_001_000), true)
+        );
+        assert_eq!(
+            Price::recover_from_f64(7.5).unwrap(),
+            (Price(75_000), false)
+        );
     }
 
     #[test]

@@ -149,10 +149,20 @@ impl Store {
     /// loads the totals into memory.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
-        if !options.create && !path.join("conf").exists() {
+        let existed = path.join("conf").exists();
+        if !options.create && !existed {
             return Err(StoreError::Missing { path: shown });
         }
         let db = open_sled(path, options.cache_bytes)?;
+        // Every database this program creates holds its layout version from
+        // the first open on. One that existed but holds nothing at all has
+        // lost its log: refuse it rather than start over on an empty one.
+        if existed && db.first()?.is_none() {
+            return Err(StoreError::Damaged {
+                path: shown,
+                cause: "the database files exist but no record could be read back".into(),
+            });
+        }
         let layout = read_layout(&db, &shown)?;
         if layout > LAYOUT_VERSION {
             return Err(StoreError::LayoutTooNew {
@@ -390,10 +400,15 @@ impl CommitPlan {
         current: &Statistics,
         request: &WriteRequest,
     ) -> Result<Vec<Outcome>, StoreError> {
-        // An empty batch stores nothing, so it reserves no id either.
+        // An empty batch stores nothing, so it reserves no id either; nor
+        // does a batch refused for the item limit, which is all or nothing
+        // so that sending it again later (with a higher limit) stores it.
         if let Some((id, fingerprint)) =
             request.batch.as_ref().filter(|_| !request.sales.is_empty())
         {
+            if !self.items_fit(&request.sales, current) {
+                return Ok(vec![Outcome::TooManyItems; request.sales.len()]);
+            }
             let key = keys::id_key(BATCH_IDS, id.as_str());
             match self.claim(db, key, *fingerprint)? {
                 Outcome::Stored => {}
@@ -433,6 +448,18 @@ impl CommitPlan {
         }
         self.new_items.insert(item.clone());
         true
+    }
+
+    /// Whether every new item of `sales` fits under the item limit.
+    fn items_fit(&self, sales: &[NewSale], current: &Statistics) -> bool {
+        let mut new: HashSet<&Item> = HashSet::new();
+        for sale in sales {
+            let item = &sale.sale.item;
+            if !current.has_item(item) && !self.new_items.contains(item) {
+                new.insert(item);
+            }
+        }
+        current.item_count() + self.new_items.len() + new.len() <= self.max_items
     }
 
     /// Claims an id for this commit, unless it is already taken.

@@ -12,9 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::StoreError;
 use crate::store::{Outcome, SharedStatistics, Store, WriteRequest};
 
-/// Most sales in one commit. Large enough to amortise the flush, small
-/// enough to bound memory and the latency of the requests in it.
-const MAX_COMMIT_SALES: usize = 65_536;
+/// Requests are merged into one commit until it holds this many sales (a
+/// single larger request is committed whole). Measured on the 2-core
+/// machine: 1,024 loads a million sales faster than 65,536 (smaller commits
+/// overlap better with decoding the next batch) and still gives 64
+/// concurrent unary callers one shared flush.
+const MAX_COMMIT_SALES: usize = 1_024;
 
 /// Requests that may wait in the queue before senders are slowed down.
 const QUEUE_DEPTH: usize = 1_024;

@@ -53,7 +53,19 @@ impl Repair {
         }
         println!("removed {set_aside} snapshot file(s); sled rebuilds them from the log");
 
-        let store = Store::open(db, &context.options)?;
+        let store = match Store::open(db, &context.options) {
+            Ok(store) => store,
+            Err(StoreError::Damaged { cause, .. }) => {
+                println!(
+                    "still damaged after rebuilding the snapshot ({cause}): the log itself is \
+                     damaged and cannot be repaired here; restore the database from a backup \
+                     (the damaged copy is kept at {})",
+                    backup.display()
+                );
+                return Ok(2);
+            }
+            Err(other) => return Err(other.into()),
+        };
         let sales = store
             .statistics()
             .read()

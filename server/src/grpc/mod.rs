@@ -61,7 +61,7 @@ pub(crate) struct BearerAuth {
 impl BearerAuth {
     pub(crate) fn new(token: Option<&str>) -> BearerAuth {
         BearerAuth {
-            expected: token.map(|token| format!("Bearer {token}").into_bytes()),
+            expected: token.map(|token| token.as_bytes().to_vec()),
         }
     }
 }
@@ -74,11 +74,16 @@ impl tonic::service::Interceptor for BearerAuth {
         let Some(expected) = &self.expected else {
             return Ok(request);
         };
-        let given = request
+        let header = request
             .metadata()
             .get("authorization")
             .map(|value| value.as_bytes())
             .unwrap_or_default();
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        let given = match header.split_at_checked(7) {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => token,
+            _ => &[],
+        };
         if constant_time_equal(given, expected) {
             Ok(request)
         } else {

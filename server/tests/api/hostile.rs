@@ -184,3 +184,68 @@ async fn new_items_beyond_the_limit_are_refused_and_known_ones_still_count() {
     assert_eq!(statistics.as_object().unwrap().len(), 2);
     assert_eq!(figures(&statistics["kiwi"]), (5, "5.0".into(), 2));
 }
+
+#[tokio::test]
+async fn a_batch_refused_for_the_item_limit_reserves_no_id() {
+    let app = TestApp::start_with(|settings| settings.max_items = 1).await;
+    let mut client = app.v1_client().await;
+    let batch = SaleBatch {
+        batch_id: "load/0".into(),
+        sales: vec![
+            v1_sale("apple", 1, "1", DATE, ""),
+            v1_sale("kiwi", 2, "1", DATE, ""),
+        ],
+    };
+
+    let refused = client
+        .stream_sales(tokio_stream::iter(vec![batch.clone()]))
+        .await
+        .unwrap()
+        .into_inner();
+    let lone = SaleBatch {
+        batch_id: "load/1".into(),
+        sales: vec![v1_sale("apple", 3, "1", DATE, "")],
+    };
+    let apple = client
+        .stream_sales(tokio_stream::iter(vec![lone]))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(
+        (refused.stored, refused.duplicates, refused.rejected),
+        (0, 0, 2)
+    );
+    assert_eq!(refused.rejections[0].field, "item");
+    assert_eq!(apple.stored, 1);
+    assert_eq!(
+        figures(&app.statistics().await["apple"]),
+        (3, "3.0".into(), 1)
+    );
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_an_empty_token_is_refused_at_start() {
+    let app =
+        TestApp::start_with(|settings| settings.ingest_token = Some("s3cret".into()))
+            .await;
+    let mut client = app.v1_client().await;
+    let mut request = tonic::Request::new(RecordSaleRequest {
+        sale: Some(v1_sale("kiwi", 1, "1", DATE, "")),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "bearer s3cret".parse().unwrap());
+
+    client
+        .record_sale(request)
+        .await
+        .expect("lower-case scheme accepted");
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut settings = sales_server::Settings::for_tests(dir.path().join("db"));
+    settings.ingest_token = Some(String::new());
+    let empty = sales_server::testing::TestServer::start_with(settings).await;
+
+    let message = format!("{:#}", empty.err().expect("refused"));
+    assert!(message.contains("set but empty"), "{message}");
+}
