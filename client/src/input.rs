@@ -67,6 +67,11 @@ pub(crate) enum Event {
         place: String,
         rejection: Rejection,
     },
+    /// Files in a directory passed over because of their extension.
+    Skipped {
+        dir: String,
+        files: usize,
+    },
     /// A file could not be read at all.
     Unreadable {
         place: String,
@@ -145,6 +150,15 @@ impl Reader {
             });
         }
         files.sort();
+        if !skipped.is_empty() {
+            let dir = dir.display().to_string();
+            if !self.emit(Event::Skipped {
+                dir,
+                files: skipped.len(),
+            }) {
+                return false;
+            }
+        }
         if files.is_empty() {
             return self.emit(Event::Refused {
                 place: dir.display().to_string(),

@@ -142,12 +142,21 @@ async fn run(cli: Cli) -> u8 {
 /// A stream in flight: its batches (to locate refusals) and its reply.
 type StreamTask = JoinHandle<(Vec<Place>, Result<StreamSalesReply, tonic::Status>)>;
 
-/// `localhost:50051` means `http://localhost:50051`.
+/// `localhost:50051` and `localhost` both mean `http://localhost:50051`.
 fn with_scheme(server: &str) -> String {
     if server.contains("://") {
-        server.to_string()
-    } else {
+        return server.to_string();
+    }
+    // A bare host (no port, and not a bracketed IPv6 address with one).
+    let has_port = server.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && !host.ends_with(':')
+    });
+    if has_port {
         format!("http://{server}")
+    } else {
+        format!("http://{server}:50051")
     }
 }
 
@@ -194,6 +203,9 @@ impl Sender {
             Event::Refused { place, rejection } => {
                 self.summary.refuse(&place, &rejection.to_string())
             }
+            Event::Skipped { dir, files } => self.summary.skipped.push(format!(
+                "{dir}: skipped {files} files that are not .json or .ndjson"
+            )),
             Event::Unreadable { place, error } => {
                 self.summary.unreadable.push(format!("{place}: {error}"))
             }

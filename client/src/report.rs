@@ -33,6 +33,7 @@ pub(crate) struct Summary {
     pub(crate) unsent: u64,
     pub(crate) refusals: Vec<String>,
     pub(crate) unreadable: Vec<String>,
+    pub(crate) skipped: Vec<String>,
     pub(crate) server_error: Option<String>,
 }
 
@@ -54,6 +55,9 @@ impl Summary {
                 "… and {} more refused",
                 self.refused as usize - self.refusals.len()
             );
+        }
+        for skipped in &self.skipped {
+            eprintln!("note: {skipped}");
         }
         for unreadable in &self.unreadable {
             eprintln!("error: cannot read {unreadable}");

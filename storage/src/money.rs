@@ -163,8 +163,12 @@ fn parse_decimal(text: &str) -> Result<u64, String> {
     if text.len() > MAX_PRICE_TEXT {
         return Err(format!("is longer than {MAX_PRICE_TEXT} characters"));
     }
-    if text.starts_with('-') {
-        return Err("must not be negative".into());
+    if let Some(magnitude) = text.strip_prefix('-') {
+        // Minus zero is zero; anything else below zero is refused.
+        return match parse_decimal(magnitude) {
+            Ok(0) => Ok(0),
+            _ => Err("must not be negative".into()),
+        };
     }
     if matches!(
         text.to_ascii_lowercase().as_str(),
@@ -268,6 +272,8 @@ mod tests {
         assert_eq!(units("1.5e+1"), 150_000);
         assert_eq!(units("0e999999999999"), 0);
         assert_eq!(units("100000e-5"), 10_000);
+        assert_eq!(units("-0"), 0);
+        assert_eq!(units("-0.00"), 0);
     }
 
     #[test]
