@@ -170,18 +170,23 @@ impl ServerProcess {
             .stderr(File::options().create(true).append(true).open(log)?)
             .spawn()
             .context("starting sales-server")?;
-        let server = ServerProcess {
+        let mut server = ServerProcess {
             child,
             grpc_url: format!("http://127.0.0.1:{grpc_port}"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
         };
-        server.wait_until_ready()?;
+        server.wait_until_ready(log)?;
         Ok(server)
     }
 
-    fn wait_until_ready(&self) -> anyhow::Result<()> {
+    fn wait_until_ready(&mut self, log: &Path) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                bail!("the server exited with {status} while starting: {tail:?}");
+            }
             if KeepAlive::connect(self.http_addr)
                 .and_then(|mut http| http.get("/healthz"))
                 .is_ok()
@@ -190,7 +195,9 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("the server did not answer within 60 s")
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        bail!("the server did not answer within 60 s: {tail:?}")
     }
 
     /// Peak resident memory so far, in bytes (Linux `VmHWM`).

@@ -631,7 +631,7 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 }
 
 /// How long opening waits for another holder of the lock to let go.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn classify_open_error(path: String, error: sled::Error) -> StoreError {
     match error {
