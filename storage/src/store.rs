@@ -366,22 +366,23 @@ impl Store {
 }
 
 /// The pieces of one commit, gathered before anything is written.
-struct CommitPlan {
+struct CommitPlan<'a> {
     seq: u64,
     batch: sled::Batch,
     /// Ids claimed by this commit, with their fingerprints, so that two
     /// requests in one commit cannot both claim an id.
     claimed: HashMap<Vec<u8>, u128>,
-    groups: BTreeMap<(NaiveDate, Item), Vec<NewSale>>,
-    deltas: BTreeMap<(Item, Month), Totals>,
+    /// Borrowed from the requests: planning copies no sale.
+    groups: BTreeMap<(NaiveDate, &'a Item), Vec<&'a NewSale>>,
+    deltas: BTreeMap<(&'a Item, Month), Totals>,
     stored: usize,
     max_items: usize,
     /// Items this commit adds to the store.
-    new_items: HashSet<Item>,
+    new_items: HashSet<&'a Item>,
 }
 
-impl CommitPlan {
-    fn new(seq: u64, max_items: usize) -> CommitPlan {
+impl<'a> CommitPlan<'a> {
+    fn new(seq: u64, max_items: usize) -> CommitPlan<'a> {
         CommitPlan {
             seq,
             max_items,
@@ -398,7 +399,7 @@ impl CommitPlan {
         &mut self,
         db: &sled::Db,
         current: &Statistics,
-        request: &WriteRequest,
+        request: &'a WriteRequest,
     ) -> Result<Vec<Outcome>, StoreError> {
         // An empty batch stores nothing, so it reserves no id either; nor
         // does a batch refused for the item limit, which is all or nothing
@@ -439,14 +440,14 @@ impl CommitPlan {
     /// Whether a sale of `item` may be stored: known items always, new ones
     /// while the store tracks fewer than the maximum. The limit bounds the
     /// memory the totals take and the size of the statistics report.
-    fn item_allowed(&mut self, item: &Item, current: &Statistics) -> bool {
+    fn item_allowed(&mut self, item: &'a Item, current: &Statistics) -> bool {
         if current.has_item(item) || self.new_items.contains(item) {
             return true;
         }
         if current.item_count() + self.new_items.len() >= self.max_items {
             return false;
         }
-        self.new_items.insert(item.clone());
+        self.new_items.insert(item);
         true
     }
 
@@ -488,16 +489,16 @@ impl CommitPlan {
         }
     }
 
-    fn add_sale(&mut self, new: &NewSale) {
+    fn add_sale(&mut self, new: &'a NewSale) {
         let sale = &new.sale;
         self.deltas
-            .entry((sale.item.clone(), sale.date.month()))
+            .entry((&sale.item, sale.date.month()))
             .or_default()
             .add_sale(sale);
         self.groups
-            .entry((sale.date.day(), sale.item.clone()))
+            .entry((sale.date.day(), &sale.item))
             .or_default()
-            .push(new.clone());
+            .push(new);
         self.stored += 1;
     }
 
@@ -506,8 +507,7 @@ impl CommitPlan {
     fn finish(&mut self, current: &Statistics) -> sled::Batch {
         let mut batch = std::mem::take(&mut self.batch);
         for ((day, item), sales) in &self.groups {
-            let sales: Vec<&NewSale> = sales.iter().collect();
-            batch.insert(keys::group_key(*day, item, self.seq), group::encode(&sales));
+            batch.insert(keys::group_key(*day, item, self.seq), group::encode(sales));
         }
         for ((item, month), delta) in &self.deltas {
             let mut totals = current.get(item, *month).copied().unwrap_or_default();
