@@ -21,6 +21,7 @@ mod error;
 mod group;
 pub mod import;
 mod item;
+mod journal;
 pub mod json;
 mod keys;
 pub mod migrate;

@@ -4,7 +4,9 @@
 //! Guarantees, in order of importance:
 //! 1. A commit is one `apply_batch` on one tree: its sales, their totals,
 //!    their ids and the sequence counter land together or not at all.
-//! 2. A commit is flushed to disk before anyone is told it succeeded.
+//! 2. A commit is on disk before anyone is told it succeeded: appended to
+//!    the commit journal (see [`crate::journal`]) and pushed to the
+//!    device, then applied to sled, which flushes in the background.
 //! 3. The totals (`A` records) always equal a fold of the sales (`S`
 //!    records); `verify` proves it and `rebuild` restores it.
 
@@ -21,6 +23,7 @@ use crate::date::Month;
 use crate::error::StoreError;
 use crate::group;
 use crate::item::Item;
+use crate::journal::{self, Durability, Journal, Record};
 use crate::keys::{self, BATCH_IDS, SALES, SALE_IDS, TOTALS};
 use crate::sale::{NewSale, SaleId};
 
@@ -40,9 +43,11 @@ pub struct StoreOptions {
     /// Most distinct items the store tracks; sales of further new items are
     /// refused. Bounds memory and the size of the statistics report.
     pub max_items: usize,
-    /// Also `fdatasync` the database file after every commit. sled's own
-    /// flush writes the log with `sync_file_range`, which survives the
-    /// process being killed but not necessarily a power cut.
+    /// Make every commit survive a power cut: `fdatasync` the commit
+    /// journal after each commit (and sled's file at each checkpoint).
+    /// Without it a commit is written to the disk device with
+    /// `sync_file_range`, as sled's own flush does: it survives the process
+    /// and the operating system crashing, not necessarily a power cut.
     pub fsync: bool,
 }
 
@@ -137,7 +142,11 @@ pub struct Store {
     next_seq: u64,
     statistics: SharedStatistics,
     max_items: usize,
-    /// The log file, kept open to `fdatasync` it when `fsync` is set.
+    /// Where commits are made durable before sled applies them.
+    journal: Journal,
+    /// Commits durable in the journal but not yet applied to sled.
+    pending: Pending,
+    /// sled's log file, kept open to `fdatasync` it when `fsync` is set.
     sync_file: Option<std::fs::File>,
     /// Set when a commit may have half-reached the disk: from then on
     /// every write is refused until the process restarts and reloads.
@@ -179,23 +188,38 @@ impl Store {
             });
         }
 
-        let next_seq = match db.get(keys::META_NEXT_SEQ)? {
-            Some(bytes) => read_u64(&bytes, keys::META_NEXT_SEQ)?,
-            None => 0,
-        };
-        let statistics = Arc::new(RwLock::new(load_totals(&db)?));
         let sync_file = match options.fsync {
             true => {
                 Some(std::fs::File::open(path.join("db")).map_err(sled::Error::from)?)
             }
             false => None,
         };
+        let durability = match options.fsync {
+            true => Durability::PowerLoss,
+            false => Durability::Device,
+        };
+        let (journal, records) =
+            Journal::open(path, durability).map_err(sled::Error::from)?;
+        let next_seq = match db.get(keys::META_NEXT_SEQ)? {
+            Some(bytes) => read_u64(&bytes, keys::META_NEXT_SEQ)?,
+            None => 0,
+        };
+        let next_seq = replay(&db, next_seq, records, &shown)?;
+        // From here on the journal is written over: sled must hold every
+        // commit it had, durably.
+        if let Some(file) = &sync_file {
+            file.sync_data().map_err(sled::Error::from)?;
+        }
+
+        let statistics = Arc::new(RwLock::new(load_totals(&db)?));
         Ok(Store {
             db,
             path: path.to_path_buf(),
             next_seq,
             statistics,
             max_items: options.max_items,
+            journal,
+            pending: Pending::default(),
             sync_file,
             failed: false,
         })
@@ -217,6 +241,20 @@ impl Store {
         &mut self,
         requests: &[WriteRequest],
     ) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        let outcomes = self.commit_to_journal(requests)?;
+        self.apply_pending()?;
+        Ok(outcomes)
+    }
+
+    /// The first half of [`Store::commit`]: on return the commit is durable
+    /// and counted in the statistics, so its senders can be answered, but
+    /// sled has not applied it yet. [`Store::apply_pending`] does that, for
+    /// all the commits since the last call at once: one sled batch for
+    /// many small commits costs far less than one each.
+    pub fn commit_to_journal(
+        &mut self,
+        requests: &[WriteRequest],
+    ) -> Result<Vec<Vec<Outcome>>, StoreError> {
         if self.failed {
             return Err(StoreError::WriteFailed(
                 "an earlier write failed; restart the server so that it reloads the \
@@ -228,33 +266,30 @@ impl Store {
         let seq = self.next_seq;
         let current = self.statistics.read().unwrap_or_else(|e| e.into_inner());
         let mut plan = CommitPlan::new(seq, self.max_items);
+        let ids = KnownIds {
+            db: &self.db,
+            pending: &self.pending.ids,
+        };
         let outcomes = requests
             .iter()
-            .map(|request| plan.add_request(&self.db, &current, request))
+            .map(|request| plan.add_request(&ids, &current, request))
             .collect::<Result<Vec<_>, _>>()?;
         if plan.stored == 0 && plan.claimed.is_empty() {
             return Ok(outcomes);
         }
-        let batch = plan.finish(&current);
+        let writes = plan.finish(&current);
         drop(current);
 
-        let applying = std::time::Instant::now();
-        self.db
-            .apply_batch(batch)
-            .map_err(|error| self.fail(error))?;
-        let flushing = std::time::Instant::now();
-        self.db.flush().map_err(|error| self.fail(error))?;
-        if let Some(file) = &self.sync_file {
-            file.sync_data()
-                .map_err(sled::Error::from)
-                .map_err(|error| self.fail(error))?;
-        }
+        let writing = std::time::Instant::now();
+        self.journal
+            .append(seq, &writes)
+            .map_err(|error| self.fail(error.into()))?;
         tracing::debug!(
             sales = plan.stored,
-            apply_micros = (flushing - applying).as_micros() as u64,
-            flush_micros = flushing.elapsed().as_micros() as u64,
-            "commit on disk"
+            micros = writing.elapsed().as_micros() as u64,
+            "commit in the journal"
         );
+        self.pending.add(writes, std::mem::take(&mut plan.claimed));
 
         self.next_seq = seq + 1;
         let mut statistics = self.statistics.write().unwrap_or_else(|e| e.into_inner());
@@ -262,6 +297,44 @@ impl Store {
             statistics.add(item, *month, delta);
         }
         Ok(outcomes)
+    }
+
+    /// Writes (counted in sled keys) of the commits not yet applied.
+    pub fn pending_writes(&self) -> usize {
+        self.pending.writes
+    }
+
+    /// Applies the journaled commits to sled in one atomic batch, and
+    /// checkpoints when the journal has grown large: sled is flushed and
+    /// the journal starts over.
+    pub fn apply_pending(&mut self) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.writes > 0 {
+            self.db
+                .apply_batch(pending.batch)
+                .map_err(|error| self.fail(error))?;
+        }
+        if self.journal.len() >= journal::CHECKPOINT_BYTES {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Makes sled hold every commit durably, so that the journal may be
+    /// written over.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        self.db.flush().map_err(|error| self.fail(error))?;
+        if let Some(file) = &self.sync_file {
+            let synced = file.sync_data();
+            synced.map_err(|error| self.fail(error.into()))?;
+        }
+        self.journal.start_over();
+        tracing::debug!(
+            micros = started.elapsed().as_micros() as u64,
+            "checkpoint: sled flushed, journal started over"
+        );
+        Ok(())
     }
 
     fn fail(&mut self, error: sled::Error) -> StoreError {
@@ -326,6 +399,7 @@ impl Store {
     /// Replaces every stored total with a fold of the raw sales, in one
     /// atomic commit. Returns the number of sales folded.
     pub fn rebuild_totals(&mut self) -> Result<u64, StoreError> {
+        self.apply_pending()?;
         let (folded, count) = self.fold_sales()?;
         let mut batch = sled::Batch::default();
         for entry in self.db.scan_prefix([TOTALS]) {
@@ -357,10 +431,13 @@ impl Store {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// Flushes everything to disk. Commits already flush; this is for
-    /// shutdown, so that sled has nothing left for its `Drop` to do.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+    /// Writes everything into sled's files and empties the journal: for
+    /// shutdown, so that the next start has nothing to replay and sled
+    /// nothing left for its `Drop` to do.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.apply_pending()?;
+        self.checkpoint()?;
+        self.journal.clear().map_err(sled::Error::from)?;
         Ok(())
     }
 }
@@ -368,7 +445,7 @@ impl Store {
 /// The pieces of one commit, gathered before anything is written.
 struct CommitPlan<'a> {
     seq: u64,
-    batch: sled::Batch,
+    writes: Vec<journal::Write>,
     /// Ids claimed by this commit, with their fingerprints, so that two
     /// requests in one commit cannot both claim an id.
     claimed: HashMap<Vec<u8>, u128>,
@@ -387,7 +464,7 @@ impl<'a> CommitPlan<'a> {
             seq,
             max_items,
             new_items: HashSet::new(),
-            batch: sled::Batch::default(),
+            writes: Vec::new(),
             claimed: HashMap::new(),
             groups: BTreeMap::new(),
             deltas: BTreeMap::new(),
@@ -397,7 +474,7 @@ impl<'a> CommitPlan<'a> {
 
     fn add_request(
         &mut self,
-        db: &sled::Db,
+        ids: &KnownIds,
         current: &Statistics,
         request: &'a WriteRequest,
     ) -> Result<Vec<Outcome>, StoreError> {
@@ -411,7 +488,7 @@ impl<'a> CommitPlan<'a> {
                 return Ok(vec![Outcome::TooManyItems; request.sales.len()]);
             }
             let key = keys::id_key(BATCH_IDS, id.as_str());
-            match self.claim(db, key, *fingerprint)? {
+            match self.claim(ids, key, *fingerprint)? {
                 Outcome::Stored => {}
                 other => return Ok(vec![other; request.sales.len()]),
             }
@@ -424,9 +501,11 @@ impl<'a> CommitPlan<'a> {
                 continue;
             }
             let outcome = match &new.id {
-                Some(id) => {
-                    self.claim(db, keys::id_key(SALE_IDS, id.as_str()), fingerprint(new))?
-                }
+                Some(id) => self.claim(
+                    ids,
+                    keys::id_key(SALE_IDS, id.as_str()),
+                    fingerprint(new),
+                )?,
                 None => Outcome::Stored,
             };
             if outcome == Outcome::Stored {
@@ -466,23 +545,20 @@ impl<'a> CommitPlan<'a> {
     /// Claims an id for this commit, unless it is already taken.
     fn claim(
         &mut self,
-        db: &sled::Db,
+        ids: &KnownIds,
         key: Vec<u8>,
         fingerprint: u128,
     ) -> Result<Outcome, StoreError> {
         let existing = match self.claimed.get(&key) {
             Some(claimed) => Some(*claimed),
-            None => db
-                .get(&key)?
-                .map(|value| decode_id(&value).map_err(|e| corrupt(&key, e)))
-                .transpose()?,
+            None => ids.get(&key)?,
         };
         match existing {
             Some(stored) if stored == fingerprint => Ok(Outcome::Duplicate),
             Some(_) => Ok(Outcome::Conflict),
             None => {
-                self.batch
-                    .insert(key.as_slice(), encode_id(fingerprint, self.seq));
+                self.writes
+                    .push((key.clone(), encode_id(fingerprint, self.seq)));
                 self.claimed.insert(key, fingerprint);
                 Ok(Outcome::Stored)
             }
@@ -502,24 +578,113 @@ impl<'a> CommitPlan<'a> {
         self.stored += 1;
     }
 
-    /// Turns the plan into one sled batch: the groups, the new totals
-    /// (current + delta) and the next sequence number.
-    fn finish(&mut self, current: &Statistics) -> sled::Batch {
-        let mut batch = std::mem::take(&mut self.batch);
+    /// Turns the plan into the writes of one atomic batch: the ids, the
+    /// groups, the new totals (current + delta) and the next sequence
+    /// number.
+    fn finish(&mut self, current: &Statistics) -> Vec<journal::Write> {
+        let mut writes = std::mem::take(&mut self.writes);
         for ((day, item), sales) in &self.groups {
-            batch.insert(keys::group_key(*day, item, self.seq), group::encode(sales));
+            writes.push((keys::group_key(*day, item, self.seq), group::encode(sales)));
         }
         for ((item, month), delta) in &self.deltas {
             let mut totals = current.get(item, *month).copied().unwrap_or_default();
             totals.add(delta);
-            batch.insert(
+            writes.push((
                 keys::totals_key(item, *month),
                 codec::encode_totals(&totals),
-            );
+            ));
         }
-        batch.insert(keys::META_NEXT_SEQ, &(self.seq + 1).to_be_bytes());
-        batch
+        let next = (self.seq + 1).to_be_bytes().to_vec();
+        writes.push((keys::META_NEXT_SEQ.to_vec(), next));
+        writes
     }
+}
+
+/// Commits that are durable in the journal but not yet applied to sled,
+/// merged into one batch (a later write of a key replaces an earlier one,
+/// as applying them one by one would).
+#[derive(Default)]
+struct Pending {
+    batch: sled::Batch,
+    /// The ids these commits claimed: planning looks here before sled.
+    ids: HashMap<Vec<u8>, u128>,
+    writes: usize,
+}
+
+impl Pending {
+    fn add(&mut self, writes: Vec<journal::Write>, ids: HashMap<Vec<u8>, u128>) {
+        self.writes += writes.len();
+        for (key, value) in writes {
+            self.batch.insert(key, value);
+        }
+        self.ids.extend(ids);
+    }
+}
+
+/// Where planning finds the ids already taken.
+struct KnownIds<'s> {
+    db: &'s sled::Db,
+    pending: &'s HashMap<Vec<u8>, u128>,
+}
+
+impl KnownIds<'_> {
+    /// The fingerprint stored under an id key, if the id is taken.
+    fn get(&self, key: &[u8]) -> Result<Option<u128>, StoreError> {
+        if let Some(fingerprint) = self.pending.get(key) {
+            return Ok(Some(*fingerprint));
+        }
+        self.db
+            .get(key)?
+            .map(|value| decode_id(&value).map_err(|e| corrupt(key, e)))
+            .transpose()
+    }
+}
+
+fn batch_of(writes: Vec<journal::Write>) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (key, value) in writes {
+        batch.insert(key, value);
+    }
+    batch
+}
+
+/// Applies the journal's commits that sled does not hold yet (it lost the
+/// ones it had not flushed when the process stopped) and returns the next
+/// sequence number.
+fn replay(
+    db: &sled::Db,
+    next_seq: u64,
+    records: Vec<Record>,
+    path: &str,
+) -> Result<u64, StoreError> {
+    let missing: Vec<Record> = records
+        .into_iter()
+        .filter(|record| record.seq >= next_seq)
+        .collect();
+    let Some(first) = missing.first() else {
+        return Ok(next_seq);
+    };
+    if first.seq != next_seq {
+        return Err(StoreError::Damaged {
+            path: path.to_string(),
+            cause: format!(
+                "the commit journal continues from commit {} but the database                  ends before commit {next_seq}: commits in between are lost",
+                first.seq
+            ),
+        });
+    }
+
+    let commits = missing.len();
+    let next = next_seq + commits as u64;
+    for record in missing {
+        db.apply_batch(batch_of(record.writes))?;
+    }
+    db.flush()?;
+    tracing::info!(
+        commits,
+        "applied commits from the journal that sled had not written"
+    );
+    Ok(next)
 }
 
 fn encode_id(fingerprint: u128, seq: u64) -> Vec<u8> {

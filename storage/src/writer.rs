@@ -1,11 +1,15 @@
 //! The single writer: one thread owns the store and turns queued requests
 //! into group commits.
 //!
-//! Every request waiting when a commit starts joins it, so one flush pays
-//! for many requests: a lone client waits for one flush, and sixty-four
-//! concurrent clients share one flush instead of queueing for sixty-four.
+//! Every request waiting when a commit starts joins it, so one journal
+//! write pays for many requests: a lone client waits for one, and
+//! sixty-four concurrent clients share one instead of queueing for
+//! sixty-four. Requesters are answered as soon as their commit is in the
+//! journal; sled applies the journaled commits later, several at once,
+//! while the requesters are busy sending their next requests.
 
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,6 +25,14 @@ const MAX_COMMIT_SALES: usize = 1_024;
 
 /// Requests that may wait in the queue before senders are slowed down.
 const QUEUE_DEPTH: usize = 1_024;
+
+/// Journaled commits are applied to sled once they hold this many writes
+/// (sled keys): one batch for many small commits is much cheaper than one
+/// each, and bigger batches make sled itself hold far more memory.
+const APPLY_AFTER_WRITES: usize = 1_024;
+
+/// ... or once no request has come for this long.
+const APPLY_WHEN_IDLE: Duration = Duration::from_millis(2);
 
 /// The answer to a request: one outcome per sale.
 pub type WriteResult = Result<Vec<Outcome>, StoreError>;
@@ -49,9 +61,16 @@ impl Writer {
     pub fn start(store: Store) -> Result<Writer, StoreError> {
         let statistics = store.statistics();
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        // Only to wait for the queue with a time limit.
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|error| {
+                StoreError::WriteFailed(format!("cannot start writer: {error}"))
+            })?;
         let thread = std::thread::Builder::new()
             .name("sales-writer".into())
-            .spawn(move || run(store, jobs))
+            .spawn(move || run(store, jobs, clock))
             .map_err(|error| {
                 StoreError::WriteFailed(format!("cannot start writer: {error}"))
             })?;
@@ -79,7 +98,7 @@ impl Writer {
         // If the queue is full this waits for room; the thread is draining it.
         let _ = self.handle.queue.blocking_send(Job::Stop);
         drop(self.handle);
-        let store = self
+        let mut store = self
             .thread
             .join()
             .map_err(|_| StoreError::WriteFailed("the writer thread panicked".into()))?;
@@ -120,10 +139,26 @@ pub fn wait_blocking(answer: oneshot::Receiver<WriteResult>) -> WriteResult {
         .map_err(|_| StoreError::ShuttingDown)?
 }
 
-fn run(mut store: Store, mut jobs: mpsc::Receiver<Job>) -> Store {
+fn run(
+    mut store: Store,
+    mut jobs: mpsc::Receiver<Job>,
+    clock: tokio::runtime::Runtime,
+) -> Store {
     let mut stopping = false;
     while !stopping {
-        let Some(first) = jobs.blocking_recv() else {
+        let next = match store.pending_writes() {
+            0 => jobs.blocking_recv(),
+            _ => match clock.block_on(async {
+                tokio::time::timeout(APPLY_WHEN_IDLE, jobs.recv()).await
+            }) {
+                Ok(job) => job,
+                Err(_idle) => {
+                    apply_pending(&mut store);
+                    continue;
+                }
+            },
+        };
+        let Some(first) = next else {
             break;
         };
 
@@ -150,8 +185,24 @@ fn run(mut store: Store, mut jobs: mpsc::Receiver<Job>) -> Store {
         if !requests.is_empty() {
             commit_and_answer(&mut store, &requests, replies);
         }
+        if store.pending_writes() >= APPLY_AFTER_WRITES {
+            apply_pending(&mut store);
+        }
     }
     store
+}
+
+/// Brings sled up to date with the journal. A failure leaves the commits
+/// safe in the journal (the next start applies them) and the store
+/// refusing writes until then.
+fn apply_pending(store: &mut Store) {
+    if let Err(error) = store.apply_pending() {
+        tracing::error!(
+            %error,
+            "applying journaled commits to sled failed; they are safe in the journal \
+             and are applied at the next start. Restart the server"
+        );
+    }
 }
 
 fn commit_and_answer(
@@ -161,7 +212,7 @@ fn commit_and_answer(
 ) {
     let sales: usize = requests.iter().map(WriteRequest::len).sum();
     let started = std::time::Instant::now();
-    match store.commit(requests) {
+    match store.commit_to_journal(requests) {
         Ok(outcomes) => {
             tracing::debug!(
                 requests = requests.len(),

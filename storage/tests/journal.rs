@@ -1,0 +1,135 @@
+//! Commits are answered once they are in the commit journal, before sled
+//! has applied them. These tests take a copy of the database directory at
+//! that moment, as a crash would leave it, and check that opening the
+//! copy brings back every such commit, whole and counted once.
+
+use std::path::Path;
+
+use sales_storage::{
+    Item, NewSale, Outcome, Sale, SaleId, Store, StoreOptions, WriteRequest,
+};
+
+fn options(fsync: bool) -> StoreOptions {
+    StoreOptions {
+        cache_bytes: 1024 * 1024,
+        fsync,
+        ..StoreOptions::default()
+    }
+}
+
+fn sale(item: &str, quantity: i64, price: &str, id: &str) -> NewSale {
+    NewSale {
+        sale: Sale::from_fields(item, quantity, price, "2023-01-31T23:30:00-05:00")
+            .unwrap(),
+        id: SaleId::parse_optional("id", id).unwrap(),
+    }
+}
+
+/// Copies the files of a database as they are now: what a process killed
+/// at this moment would leave behind.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn journaled_commits_come_back_after_a_crash(fsync: bool) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let live = dir.path().join("live");
+    let crashed = dir.path().join("crashed");
+    let mut store = Store::open(&live, &options(fsync)).unwrap();
+    store
+        .commit(&[WriteRequest::sales(vec![sale("kiwi", 2, "1.25", "a")])])
+        .unwrap();
+    let outcomes = store
+        .commit_to_journal(&[
+            WriteRequest::sales(vec![sale("kiwi", 3, "0.10", "b")]),
+            WriteRequest::sales(vec![sale("papaya", 1, "7.30", "")]),
+        ])
+        .unwrap();
+    assert_eq!(outcomes, vec![vec![Outcome::Stored], vec![Outcome::Stored]]);
+    copy_dir(&live, &crashed);
+    drop(store);
+
+    let mut reopened = Store::open(&crashed, &options(fsync)).unwrap();
+
+    let (folded, count) = reopened.fold_sales().unwrap();
+    assert_eq!(count, 3);
+    assert_eq!(reopened.stored_totals().unwrap(), folded);
+    let kiwi = Item::parse("kiwi").unwrap();
+    let january = sale("kiwi", 1, "1", "").sale.date.month();
+    assert_eq!(january.to_string(), "2023-01");
+    let totals = folded.get(&kiwi, january).copied().unwrap();
+    assert_eq!((totals.sales, totals.quantity), (2, 5));
+    assert_eq!(totals.revenue.to_json_number(), "2.8");
+    // The replayed commit's id is known: sending it again changes nothing.
+    let again = reopened
+        .commit(&[WriteRequest::sales(vec![sale("kiwi", 3, "0.10", "b")])])
+        .unwrap();
+    assert_eq!(again, vec![vec![Outcome::Duplicate]]);
+    assert_eq!(reopened.fold_sales().unwrap().1, 3);
+}
+
+#[test]
+fn journaled_commits_come_back_after_a_crash_by_default() {
+    journaled_commits_come_back_after_a_crash(false);
+}
+
+#[test]
+fn journaled_commits_come_back_after_a_crash_with_fsync() {
+    journaled_commits_come_back_after_a_crash(true);
+}
+
+#[test]
+fn ids_of_commits_not_yet_in_sled_are_already_taken() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut store = Store::open(dir.path(), &options(false)).unwrap();
+    store
+        .commit_to_journal(&[WriteRequest::sales(vec![sale("kiwi", 1, "2", "x")])])
+        .unwrap();
+
+    let outcomes = store
+        .commit_to_journal(&[
+            WriteRequest::sales(vec![sale("kiwi", 1, "2", "x")]),
+            WriteRequest::sales(vec![sale("kiwi", 9, "2", "x")]),
+        ])
+        .unwrap();
+
+    assert_eq!(
+        outcomes,
+        vec![vec![Outcome::Duplicate], vec![Outcome::Conflict]]
+    );
+    assert_eq!(store.fold_sales().unwrap().1, 0, "not applied to sled yet");
+    store.apply_pending().unwrap();
+    assert_eq!(store.fold_sales().unwrap().1, 1);
+}
+
+#[test]
+fn a_clean_close_leaves_nothing_to_replay() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut store = Store::open(dir.path(), &options(false)).unwrap();
+    store
+        .commit_to_journal(&[WriteRequest::sales(vec![sale("kiwi", 1, "2", "")])])
+        .unwrap();
+
+    store.flush().unwrap();
+
+    let journal = dir.path().join("commits.journal");
+    assert_eq!(std::fs::metadata(journal).unwrap().len(), 0);
+    drop(store);
+    assert_eq!(
+        Store::open(dir.path(), &options(false))
+            .unwrap()
+            .fold_sales()
+            .unwrap()
+            .1,
+        1
+    );
+}
