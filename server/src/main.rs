@@ -4,11 +4,6 @@
 use clap::Parser;
 use sales_server::{shutdown, telemetry, Application, Settings};
 
-/// glibc's allocator took a sixth of the server's CPU time under many
-/// small concurrent requests; mimalloc does the same work in far less.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = Settings::parse();
