@@ -128,3 +128,29 @@ pub(crate) fn write_ndjson(
     }
     out.flush()
 }
+
+/// Writes sales as NDJSON with `items` distinct items on random days of
+/// `year`, out of date order: nearly every sale lands in an item and day
+/// of its own, the hardest case for the store's grouping and memory.
+pub(crate) fn write_wide_ndjson(
+    out: &mut impl Write,
+    count: u64,
+    items: u64,
+    year: i32,
+    seed: u64,
+) -> io::Result<()> {
+    let mut random = Random::new(seed);
+    let mut out = io::BufWriter::new(out);
+    let start = chrono::NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or_default();
+    for _ in 0..count {
+        let day = start + chrono::Duration::days(random.below(365) as i64);
+        let item = random.below(items);
+        let (_, price) = CATALOGUE[random.below(CATALOGUE.len() as u64) as usize];
+        let quantity = 1 + random.below(10);
+        writeln!(
+            out,
+            r#"{{"date": "{day}T12:00:00+00:00", "quantity": {quantity}, "item": "item {item:04}", "price": {price}}}"#
+        )?;
+    }
+    out.flush()
+}

@@ -213,7 +213,47 @@ pub(crate) fn run(plan: Plan) -> anyhow::Result<()> {
     );
 
     measure_store(&db, total, p50_n, &mut results)?;
+    measure_wide_load(plan.sales / 4, work.path(), &mut results)?;
     write_report(&plan, &results, total)
+}
+
+/// Loads sales spread over 1,000 items and every day of a year into a
+/// fresh server: almost no two sales share an item and day, so every
+/// commit writes thousands of distinct keys. Reports the server's peak
+/// memory, which must stay bounded here too.
+fn measure_wide_load(
+    count: u64,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    const ITEMS: u64 = 1_000;
+    eprintln!("wide load: {count} sales over {ITEMS} items and 365 days…");
+    let input = work.join("wide.ndjson");
+    let mut file = std::fs::File::create(&input)?;
+    generate::write_wide_ndjson(&mut file, count, ITEMS, 2023, 99)?;
+    file.sync_all()?;
+
+    let db = work.join("wide-db");
+    let log = work.join("wide-server.log");
+    let server = ServerProcess::start(&sibling_binary("sales-server")?, &db, &log)?;
+    let seconds = client_load(&input, &server.grpc_url)?;
+    results.add(
+        "wide_bulk_per_s",
+        format!("wide load ({count} sales, {ITEMS} items x 365 days) via the client"),
+        count as f64 / seconds,
+        "sales/s",
+        "",
+    );
+    let peak = server.peak_memory().unwrap_or(0) as f64 / 1e6;
+    results.add(
+        "wide_peak_rss_mb",
+        "server peak memory (RSS), wide load",
+        peak,
+        "MB",
+        "<= 150",
+    );
+    server.stop()?;
+    Ok(())
 }
 
 /// Imports the sample `data/` directory into a fresh store, in process.

@@ -301,7 +301,7 @@ impl Store {
 
     /// Writes (counted in sled keys) of the commits not yet applied.
     pub fn pending_writes(&self) -> usize {
-        self.pending.writes
+        self.pending.count
     }
 
     /// Applies the journaled commits to sled in one atomic batch, and
@@ -309,10 +309,9 @@ impl Store {
     /// the journal starts over.
     pub fn apply_pending(&mut self) -> Result<(), StoreError> {
         let pending = std::mem::take(&mut self.pending);
-        if pending.writes > 0 {
-            self.db
-                .apply_batch(pending.batch)
-                .map_err(|error| self.fail(error))?;
+        if pending.count > 0 {
+            let writes = pending.writes.into_iter().collect();
+            apply_in_chunks(&self.db, writes).map_err(|error| self.fail(error))?;
         }
         if self.journal.len() >= journal::CHECKPOINT_BYTES {
             self.checkpoint()?;
@@ -601,24 +600,55 @@ impl<'a> CommitPlan<'a> {
 }
 
 /// Commits that are durable in the journal but not yet applied to sled,
-/// merged into one batch (a later write of a key replaces an earlier one,
-/// as applying them one by one would).
+/// merged (a later write of a key replaces an earlier one, as applying
+/// them one by one would).
 #[derive(Default)]
 struct Pending {
-    batch: sled::Batch,
+    writes: BTreeMap<Vec<u8>, Vec<u8>>,
     /// The ids these commits claimed: planning looks here before sled.
     ids: HashMap<Vec<u8>, u128>,
-    writes: usize,
+    /// Writes added, counting repeats.
+    count: usize,
 }
 
 impl Pending {
     fn add(&mut self, writes: Vec<journal::Write>, ids: HashMap<Vec<u8>, u128>) {
-        self.writes += writes.len();
-        for (key, value) in writes {
-            self.batch.insert(key, value);
-        }
+        self.count += writes.len();
+        self.writes.extend(writes);
         self.ids.extend(ids);
     }
+}
+
+/// Keys per sled batch when journaled commits are applied. sled's memory
+/// grows steeply with the number of keys in one batch: a probe writing
+/// 300,000 new keys peaked at 894 MB RSS in batches of 4,096, 137 MB in
+/// batches of 1,000 and 65 MB in batches of 100.
+const APPLY_CHUNK_KEYS: usize = 256;
+
+/// Applies commit writes to sled in small batches, the sequence counter
+/// last. sled may hold part of them after a crash, but then its counter
+/// still points before these commits, so opening applies their journal
+/// records again; every write puts a whole value, so that is harmless.
+fn apply_in_chunks(db: &sled::Db, writes: Vec<journal::Write>) -> sled::Result<()> {
+    let mut counter = None;
+    let mut batch = sled::Batch::default();
+    let mut keys = 0;
+    for (key, value) in writes {
+        if key == keys::META_NEXT_SEQ {
+            counter = Some(value);
+            continue;
+        }
+        batch.insert(key, value);
+        keys += 1;
+        if keys == APPLY_CHUNK_KEYS {
+            db.apply_batch(std::mem::take(&mut batch))?;
+            keys = 0;
+        }
+    }
+    if let Some(value) = counter {
+        batch.insert(keys::META_NEXT_SEQ, value);
+    }
+    db.apply_batch(batch)
 }
 
 /// Where planning finds the ids already taken.
@@ -638,14 +668,6 @@ impl KnownIds<'_> {
             .map(|value| decode_id(&value).map_err(|e| corrupt(key, e)))
             .transpose()
     }
-}
-
-fn batch_of(writes: Vec<journal::Write>) -> sled::Batch {
-    let mut batch = sled::Batch::default();
-    for (key, value) in writes {
-        batch.insert(key, value);
-    }
-    batch
 }
 
 /// Applies the journal's commits that sled does not hold yet (it lost the
@@ -677,7 +699,7 @@ fn replay(
     let commits = missing.len();
     let next = next_seq + commits as u64;
     for record in missing {
-        db.apply_batch(batch_of(record.writes))?;
+        apply_in_chunks(db, record.writes)?;
     }
     db.flush()?;
     tracing::info!(

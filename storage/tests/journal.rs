@@ -133,3 +133,42 @@ fn a_clean_close_leaves_nothing_to_replay() {
         1
     );
 }
+
+#[test]
+fn a_commit_wider_than_one_sled_batch_comes_back_whole() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let live = dir.path().join("live");
+    let crashed = dir.path().join("crashed");
+    let mut store = Store::open(&live, &options(false)).unwrap();
+    // 1,500 items: 1,500 sale groups and 1,500 totals, far more keys than
+    // sled is given in one batch.
+    let sales: Vec<NewSale> = (0..1_500)
+        .map(|n| sale(&format!("item {n}"), 1 + n % 3, "0.25", &format!("id-{n}")))
+        .collect();
+    store.commit(&[WriteRequest::sales(sales.clone())]).unwrap();
+    let again = store
+        .commit_to_journal(&[WriteRequest::sales(sales.clone())])
+        .unwrap();
+    assert!(again[0]
+        .iter()
+        .all(|outcome| *outcome == Outcome::Duplicate));
+    let more: Vec<NewSale> = (0..1_500)
+        .map(|n| sale(&format!("item {n}"), 2, "1", ""))
+        .collect();
+    store
+        .commit_to_journal(&[WriteRequest::sales(more)])
+        .unwrap();
+    copy_dir(&live, &crashed);
+    drop(store);
+
+    let reopened = Store::open(&crashed, &options(false)).unwrap();
+
+    let (folded, count) = reopened.fold_sales().unwrap();
+    assert_eq!(count, 3_000);
+    assert_eq!(reopened.stored_totals().unwrap(), folded);
+    let grand = folded.grand_total();
+    // 1,500 sales of 1, 2 or 3 (500 each) at 0.25, the same again with
+    // the same ids (duplicates), then 1,500 sales of 2 at 1.
+    assert_eq!((grand.sales, grand.quantity), (3_000, 3_000 + 3_000));
+    assert_eq!(grand.revenue.to_json_number(), "3750.0");
+}
