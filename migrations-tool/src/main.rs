@@ -2,8 +2,17 @@
 //! database. Each subcommand is a struct with a `run` in `commands/`;
 //! this file only parses arguments and maps the outcome to an exit code.
 
-// Reporting to the operator on stdout is this program's job.
-#![allow(clippy::print_stdout)]
+/// Prints a line of the report on stdout. When stdout is closed (the
+/// report piped into `head`, say) the program stops quietly, as a process
+/// killed by SIGPIPE would, instead of panicking as `println!` does.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
 
 mod commands;
 

@@ -3,20 +3,23 @@
 //! sales, so a request costs the same at ten thousand or ten million sales.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use sales_storage::SharedStatistics;
+use sales_storage::{SharedStatistics, WriterHealth};
 
 /// Builds the HTTP server on an already bound listener. It does not catch
 /// signals: the process's one shutdown path stops it.
 pub(crate) fn server(
     listener: std::net::TcpListener,
     statistics: SharedStatistics,
+    health: WriterHealth,
     workers: usize,
     grace_secs: u64,
 ) -> std::io::Result<actix_web::dev::Server> {
     let statistics = web::Data::new(statistics);
+    let health = web::Data::new(health);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(statistics.clone())
+            .app_data(health.clone())
             .service(read_only("/sales_statistics", sales_statistics))
             .service(read_only("/healthz", healthz))
     })
@@ -57,7 +60,14 @@ async fn sales_statistics(statistics: web::Data<SharedStatistics>) -> HttpRespon
         .body(body)
 }
 
-/// `GET /healthz`: the process is up and serving.
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+/// `GET /healthz`: 200 while the service takes sales; 503 once a write
+/// has failed (a full disk, say), after which every write is refused until
+/// a restart, so that an orchestrator restarts it.
+async fn healthz(health: web::Data<WriterHealth>) -> HttpResponse {
+    if health.is_writing() {
+        return HttpResponse::Ok().content_type("text/plain").body("ok\n");
+    }
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/plain")
+        .body("failing: a write to the database failed and writes are refused; restart the server (see its log)\n")
 }

@@ -111,6 +111,7 @@ impl Application {
         let http_server = http::server(
             http,
             writer.statistics(),
+            writer.health(),
             settings.http_workers,
             settings.shutdown_grace_secs,
         )?;

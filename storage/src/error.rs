@@ -106,6 +106,14 @@ pub enum StoreError {
     )]
     Damaged { path: String, cause: String },
 
+    /// The commit journal cannot be read or written.
+    #[error(
+        "cannot use the commit journal {path}: {cause}. It may hold acknowledged \
+         sales that are not in the database files yet: make it a readable, writable \
+         regular file again (restore it if it was moved) rather than deleting it"
+    )]
+    Journal { path: String, cause: String },
+
     /// A record does not decode: the files were changed outside this program.
     #[error("a stored record under key {key} is corrupt: {cause}; run `migrations-tool verify`")]
     CorruptRecord { key: String, cause: String },

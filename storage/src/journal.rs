@@ -3,25 +3,32 @@
 //!
 //! sled's own `flush` costs about 190 µs per commit on the reference
 //! machine, most of the time a lone client waits for. A commit is instead
-//! appended to this file as one checksummed record and pushed to the disk
-//! (about 80 µs); only then is the client answered, and sled applies the
-//! same batch afterwards, flushing in the background. When the journal
-//! grows past [`CHECKPOINT_BYTES`] the store flushes sled and starts the
-//! journal over.
+//! written to this file as one checksummed record and pushed to the disk
+//! (about 70 µs); only then is the client answered, and sled applies the
+//! commit afterwards, flushing in the background. When the journal passes
+//! [`CHECKPOINT_BYTES`] the store flushes sled and the journal is written
+//! from its start again.
+//!
+//! The file is created at its full size and filled with zeros, and synced
+//! once: a record is then always written over blocks that exist, so pushing
+//! it with `sync_file_range` (which does not sync file metadata) is enough
+//! for it to be found again after a crash of the operating system.
 //!
 //! On opening, records sled does not have yet (their sequence number is at
-//! or past sled's next one) are applied again. Records are written in
-//! sequence and each must follow the one before it, so a record left over
-//! from before the last restart, or one torn by a crash, ends the replay.
+//! or past sled's next one) are applied again. Records are read in order
+//! from the start; each must follow the one before it, so a record torn by
+//! a crash, or one left from before the journal last started over, ends
+//! the reading. A whole record of a later commit found after that point
+//! means the file was damaged in the middle: the store refuses to guess.
 //!
-//! Record: `len: u32 LE`, `checksum: u64 LE` (xxh3 of the payload), then
-//! the payload: format byte, sequence number, count, and that many
-//! key/value pairs, each length-prefixed.
+//! Record, 8-byte aligned: `magic: u32`, `len: u32`, `checksum: u64` (xxh3
+//! of the payload), then the payload: format byte, sequence number, count,
+//! and that many key/value pairs, each length-prefixed; zeros pad it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Error, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -30,11 +37,19 @@ use crate::codec::{put_varint, Malformed, Reader};
 /// The journal's file name inside the database directory.
 pub(crate) const FILE_NAME: &str = "commits.journal";
 
-/// Past this size the store flushes sled and the journal starts over.
-pub(crate) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+/// The size the file is created with.
+const FILE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Past this much journal the store flushes sled and starts over.
+pub(crate) const CHECKPOINT_BYTES: u64 = FILE_BYTES / 2;
+
+/// A journal larger than this was not written by this program.
+const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
+
+const MAGIC: u32 = 0x534a_524e;
 const RECORD_FORMAT: u8 = 1;
-const HEADER_BYTES: usize = 12;
+const HEADER_BYTES: usize = 16;
+const ALIGN: usize = 8;
 
 /// One sled write, as the journal keeps it.
 pub(crate) type Write = (Vec<u8>, Vec<u8>);
@@ -43,6 +58,16 @@ pub(crate) type Write = (Vec<u8>, Vec<u8>);
 pub(crate) struct Record {
     pub(crate) seq: u64,
     pub(crate) writes: Vec<Write>,
+}
+
+/// What opening found in the file.
+pub(crate) struct Contents {
+    /// The records from the start of the file, in sequence.
+    pub(crate) records: Vec<Record>,
+    /// Where reading stopped.
+    pub(crate) end: u64,
+    /// The highest sequence number of a whole record found after `end`.
+    pub(crate) later_seq: Option<u64>,
 }
 
 /// How far each append is pushed before it counts as durable.
@@ -60,37 +85,59 @@ pub(crate) struct Journal {
     file: File,
     /// Where the next record goes.
     end: u64,
+    /// The file's size: records are written only below it.
+    capacity: u64,
     durability: Durability,
 }
 
 impl Journal {
-    /// Opens the journal in `dir`, creating it if needed, and returns the
-    /// records it holds, in order.
+    /// Opens the journal in `dir`, creating it if needed, and returns what
+    /// it holds.
     pub(crate) fn open(
         dir: &Path,
         durability: Durability,
-    ) -> std::io::Result<(Journal, Vec<Record>)> {
+    ) -> std::io::Result<(Journal, Contents)> {
+        let path = dir.join(FILE_NAME);
+        let existed = check_regular_file(&path)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(dir.join(FILE_NAME))?;
-        let mut contents = Vec::new();
-        file.read_to_end(&mut contents)?;
-        let records = read_records(&contents);
-        let journal = Journal {
+            .open(&path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let contents = read_contents(&bytes);
+
+        let mut journal = Journal {
             file,
             end: 0,
+            capacity: bytes.len() as u64,
             durability,
         };
-        Ok((journal, records))
+        if journal.capacity < FILE_BYTES {
+            journal.grow_to(FILE_BYTES)?;
+        }
+        if !existed {
+            // The file's name must survive a crash as well as its blocks.
+            File::open(dir)?.sync_all()?;
+        }
+        Ok((journal, contents))
     }
 
-    /// Appends one commit and returns once it is durable.
-    pub(crate) fn append(&mut self, seq: u64, writes: &[Write]) -> std::io::Result<()> {
-        let record = encode_record(seq, writes);
-        self.file.write_all_at(&record, self.end)?;
+    /// Whether a record of `length` bytes fits before the end of the file.
+    pub(crate) fn has_room(&self, length: usize) -> bool {
+        self.end + length as u64 <= self.capacity
+    }
+
+    /// Writes one encoded record and returns once it is durable. A record
+    /// larger than the file grows the file first.
+    pub(crate) fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
+        let needed = self.end + record.len() as u64;
+        if needed > self.capacity {
+            self.grow_to(needed.next_multiple_of(FILE_BYTES))?;
+        }
+        self.file.write_all_at(record, self.end)?;
         self.make_durable(self.end, record.len() as u64)?;
         self.end += record.len() as u64;
         Ok(())
@@ -102,17 +149,34 @@ impl Journal {
     }
 
     /// Starts writing from the beginning again, over the old records. Call
-    /// only once sled holds every commit durably.
+    /// only once sled holds every commit durably: the old records are then
+    /// all behind sled's sequence counter and never applied again.
     pub(crate) fn start_over(&mut self) {
         self.end = 0;
     }
 
-    /// Empties the file, for a clean shutdown: nothing is left to replay
-    /// and the database takes no space for it.
-    pub(crate) fn clear(&mut self) -> std::io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.sync_all()?;
+    /// Overwrites every record with zeros, synced: after a repair has given
+    /// up the records it could not apply, they must not be found again.
+    pub(crate) fn erase(&mut self) -> std::io::Result<()> {
+        let size = self.capacity;
+        self.capacity = 0;
         self.end = 0;
+        self.grow_to(size)
+    }
+
+    /// Extends the file with zeros, synced, so that later records are
+    /// written over blocks that already exist.
+    fn grow_to(&mut self, size: u64) -> std::io::Result<()> {
+        const CHUNK: usize = 1024 * 1024;
+        let zeros = vec![0u8; CHUNK];
+        let mut offset = self.capacity;
+        while offset < size {
+            let length = (size - offset).min(CHUNK as u64) as usize;
+            self.file.write_all_at(&zeros[..length], offset)?;
+            offset += length as u64;
+        }
+        self.file.sync_all()?;
+        self.capacity = size;
         Ok(())
     }
 
@@ -122,6 +186,38 @@ impl Journal {
             Durability::Device => write_out(&self.file, offset, length),
         }
     }
+}
+
+/// The journal's path in a database directory, for messages.
+pub(crate) fn path_in(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Refuses anything but a regular file of a plausible size (a FIFO would
+/// block opening forever, a device or a huge sparse file would be read
+/// whole). Returns whether the file exists.
+fn check_regular_file(path: &Path) -> std::io::Result<bool> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            // A dangling symlink: creating through it would be a surprise.
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(Error::other("it is a symbolic link to nothing"));
+            }
+            return Ok(false);
+        }
+        Err(error) => return Err(error),
+    };
+    if !metadata.is_file() {
+        return Err(Error::other("it is not a regular file"));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(Error::other(format!(
+            "it is {} bytes, far larger than this program writes it",
+            metadata.len()
+        )));
+    }
+    Ok(true)
 }
 
 /// Waits until a range of the file is on the device, without flushing the
@@ -155,9 +251,10 @@ fn write_out(file: &File, _offset: u64, _length: u64) -> std::io::Result<()> {
     file.sync_data()
 }
 
-fn encode_record(seq: u64, writes: &[Write]) -> Vec<u8> {
+/// Encodes one commit as a record, padded to the alignment.
+pub(crate) fn encode(seq: u64, writes: &[Write]) -> Vec<u8> {
     let size: usize = writes.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-    let mut record = Vec::with_capacity(HEADER_BYTES + 16 + size);
+    let mut record = Vec::with_capacity(HEADER_BYTES + 16 + size + ALIGN);
     record.resize(HEADER_BYTES, 0);
     record.push(RECORD_FORMAT);
     record.extend_from_slice(&seq.to_le_bytes());
@@ -171,36 +268,58 @@ fn encode_record(seq: u64, writes: &[Write]) -> Vec<u8> {
 
     let payload_len = (record.len() - HEADER_BYTES) as u32;
     let checksum = xxh3_64(&record[HEADER_BYTES..]);
-    record[..4].copy_from_slice(&payload_len.to_le_bytes());
-    record[4..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
+    record[..4].copy_from_slice(&MAGIC.to_le_bytes());
+    record[4..8].copy_from_slice(&payload_len.to_le_bytes());
+    record[8..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
+    record.resize(record.len().next_multiple_of(ALIGN), 0);
     record
 }
 
-/// Reads records until the first that is torn, damaged, or out of
-/// sequence (left from before the journal last started over).
-fn read_records(mut contents: &[u8]) -> Vec<Record> {
+/// Reads records from the start until the first that is torn, damaged, or
+/// out of sequence, then looks further for whole records of later commits.
+fn read_contents(bytes: &[u8]) -> Contents {
     let mut records: Vec<Record> = Vec::new();
-    while let Some((payload, rest)) = next_payload(contents) {
-        let Ok(record) = decode_payload(payload) else {
-            break;
-        };
+    let mut offset = 0;
+    while let Some((record, next)) = record_at(bytes, offset) {
         if let Some(last) = records.last() {
             if Some(record.seq) != last.seq.checked_add(1) {
                 break;
             }
         }
         records.push(record);
-        contents = rest;
+        offset = next;
     }
-    records
+
+    let last_seq = records.last().map(|record| record.seq);
+    let later_seq = (offset..bytes.len())
+        .step_by(ALIGN)
+        .filter(|&at| bytes[at..].starts_with(&MAGIC.to_le_bytes()))
+        .filter_map(|at| record_at(bytes, at).map(|(record, _)| record.seq))
+        .filter(|seq| last_seq.is_none_or(|last| seq > &last))
+        .max();
+    Contents {
+        records,
+        end: offset as u64,
+        later_seq,
+    }
 }
 
-fn next_payload(contents: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (header, rest) = contents.split_at_checked(HEADER_BYTES)?;
-    let length = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
-    let checksum = u64::from_le_bytes(header[4..].try_into().ok()?);
-    let (payload, rest) = rest.split_at_checked(length)?;
-    (xxh3_64(payload) == checksum).then_some((payload, rest))
+/// The whole record at `offset`, if there is one, and where the next
+/// would start.
+fn record_at(bytes: &[u8], offset: usize) -> Option<(Record, usize)> {
+    let header = bytes.get(offset..offset.checked_add(HEADER_BYTES)?)?;
+    if header[..4] != MAGIC.to_le_bytes() {
+        return None;
+    }
+    let length = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+    let checksum = u64::from_le_bytes(header[8..].try_into().ok()?);
+    let start = offset + HEADER_BYTES;
+    let payload = bytes.get(start..start.checked_add(length)?)?;
+    if xxh3_64(payload) != checksum {
+        return None;
+    }
+    let record = decode_payload(payload).ok()?;
+    Some((record, (start + length).next_multiple_of(ALIGN)))
 }
 
 fn decode_payload(payload: &[u8]) -> Result<Record, Malformed> {
@@ -237,70 +356,112 @@ mod tests {
         ]
     }
 
-    fn reopen(dir: &Path) -> Vec<(u64, Vec<Write>)> {
-        let (_, records) = Journal::open(dir, Durability::Device).unwrap();
-        records.into_iter().map(|r| (r.seq, r.writes)).collect()
+    fn reopen(dir: &Path) -> Contents {
+        Journal::open(dir, Durability::Device).unwrap().1
+    }
+
+    fn seqs(contents: &Contents) -> Vec<u64> {
+        contents.records.iter().map(|record| record.seq).collect()
+    }
+
+    fn append(journal: &mut Journal, seq: u64) {
+        journal.append(&encode(seq, &writes(seq as u8))).unwrap();
     }
 
     #[test]
-    fn records_come_back_in_order() {
+    fn records_come_back_in_order_and_the_file_is_created_full_size() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut journal, records) =
+        let (mut journal, contents) =
             Journal::open(dir.path(), Durability::Device).unwrap();
-        assert!(records.is_empty());
-        journal.append(7, &writes(1)).unwrap();
-        journal.append(8, &writes(2)).unwrap();
+        assert!(contents.records.is_empty());
+        append(&mut journal, 7);
+        append(&mut journal, 8);
         drop(journal);
 
-        assert_eq!(reopen(dir.path()), vec![(7, writes(1)), (8, writes(2))]);
+        let contents = reopen(dir.path());
+        assert_eq!(seqs(&contents), vec![7, 8]);
+        assert_eq!(contents.records[1].writes, writes(8));
+        assert_eq!(contents.later_seq, None);
+        let size = std::fs::metadata(path_in(dir.path())).unwrap().len();
+        assert_eq!(size, FILE_BYTES);
     }
 
     #[test]
-    fn a_torn_record_ends_the_replay() {
+    fn a_torn_last_record_ends_the_reading_quietly() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), Durability::PowerLoss).unwrap();
-        journal.append(1, &writes(1)).unwrap();
-        journal.append(2, &writes(2)).unwrap();
-        let full = journal.len();
+        append(&mut journal, 1);
+        let first = journal.len() as usize;
+        append(&mut journal, 2);
         drop(journal);
 
-        let path = dir.path().join(FILE_NAME);
-        let file = OpenOptions::new().write(true).open(&path).unwrap();
-        file.set_len(full - 1).unwrap();
-        assert_eq!(reopen(dir.path()), vec![(1, writes(1))]);
-
+        let path = path_in(dir.path());
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[HEADER_BYTES + 3] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-        assert!(reopen(dir.path()).is_empty());
+        bytes[first + HEADER_BYTES + 2] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let contents = reopen(dir.path());
+        assert_eq!(seqs(&contents), vec![1]);
+        assert_eq!(contents.later_seq, None);
     }
 
     #[test]
-    fn records_left_from_before_starting_over_are_not_replayed() {
+    fn damage_followed_by_later_commits_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), Durability::Device).unwrap();
+        for seq in 1..=3 {
+            append(&mut journal, seq);
+        }
+        drop(journal);
+
+        let path = path_in(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_BYTES + 3] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let contents = reopen(dir.path());
+        assert!(contents.records.is_empty());
+        assert_eq!(contents.later_seq, Some(3));
+    }
+
+    #[test]
+    fn records_left_from_before_starting_over_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), Durability::Device).unwrap();
         for seq in 1..=4 {
-            journal.append(seq, &writes(seq as u8)).unwrap();
+            append(&mut journal, seq);
         }
         journal.start_over();
-        journal.append(5, &writes(5)).unwrap();
+        append(&mut journal, 5);
         drop(journal);
 
         // Record 5 overwrote record 1; the old 2, 3 and 4 follow it on
-        // disk but are out of sequence.
-        assert_eq!(reopen(dir.path()), vec![(5, writes(5))]);
+        // disk but are older, so they are neither read nor reported.
+        let contents = reopen(dir.path());
+        assert_eq!(seqs(&contents), vec![5]);
+        assert_eq!(contents.later_seq, None);
     }
 
     #[test]
-    fn clearing_empties_the_file() {
+    fn a_record_larger_than_the_file_grows_it() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), Durability::Device).unwrap();
-        journal.append(1, &writes(1)).unwrap();
-        journal.clear().unwrap();
-        assert_eq!(
-            std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len(),
-            0
-        );
-        assert!(reopen(dir.path()).is_empty());
+        let big = vec![(b"Sbig".to_vec(), vec![7u8; FILE_BYTES as usize + 10])];
+        let record = encode(1, &big);
+        assert!(!journal.has_room(record.len()));
+        journal.append(&record).unwrap();
+        drop(journal);
+
+        let contents = reopen(dir.path());
+        assert_eq!(seqs(&contents), vec![1]);
+        assert_eq!(contents.records[0].writes, big);
+    }
+
+    #[test]
+    fn anything_but_a_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(path_in(dir.path())).unwrap();
+        let error = Journal::open(dir.path(), Durability::Device).err().unwrap();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 }

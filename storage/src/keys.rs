@@ -27,6 +27,9 @@ pub(crate) const BATCH_IDS: u8 = b'B';
 pub(crate) const META_LAYOUT: &[u8] = b"Mlayout";
 pub(crate) const META_NEXT_SEQ: &[u8] = b"Mnext_seq";
 pub(crate) const META_SEEDED: &[u8] = b"Mseeded";
+/// Present while commits are being applied to sled in several batches:
+/// sled then holds part of them, which only the journal can complete.
+pub(crate) const META_APPLYING: &[u8] = b"Mapplying";
 
 pub(crate) fn group_key(day: NaiveDate, item: &Item, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(14 + item.as_str().len());

@@ -42,4 +42,4 @@ pub use store::{
     Outcome, SeedState, SharedStatistics, Store, StoreOptions, WriteRequest,
     LAYOUT_VERSION,
 };
-pub use writer::{wait_blocking, WriteResult, Writer, WriterHandle};
+pub use writer::{wait_blocking, WriteResult, Writer, WriterHandle, WriterHealth};

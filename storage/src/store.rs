@@ -43,6 +43,12 @@ pub struct StoreOptions {
     /// Most distinct items the store tracks; sales of further new items are
     /// refused. Bounds memory and the size of the statistics report.
     pub max_items: usize,
+    /// Open a database whose commit journal is damaged, or whose files hold
+    /// part of a commit the journal cannot complete, by giving up what
+    /// cannot be recovered: commits after the damage are dropped and
+    /// partly applied commits are rolled back. For `migrations-tool repair`
+    /// only; [`Store::recovery_notes`] says what was lost.
+    pub recover: bool,
     /// Make every commit survive a power cut: `fdatasync` the commit
     /// journal after each commit (and sled's file at each checkpoint).
     /// Without it a commit is written to the disk device with
@@ -59,6 +65,7 @@ impl Default for StoreOptions {
             create: true,
             max_items: 100_000,
             fsync: false,
+            recover: false,
         }
     }
 }
@@ -148,6 +155,8 @@ pub struct Store {
     pending: Pending,
     /// sled's log file, kept open to `fdatasync` it when `fsync` is set.
     sync_file: Option<std::fs::File>,
+    /// What opening with `recover` gave up, for the operator.
+    recovery_notes: Vec<String>,
     /// Set when a commit may have half-reached the disk: from then on
     /// every write is refused until the process restarts and reloads.
     failed: bool,
@@ -198,13 +207,32 @@ impl Store {
             true => Durability::PowerLoss,
             false => Durability::Device,
         };
-        let (journal, records) =
-            Journal::open(path, durability).map_err(sled::Error::from)?;
+        let (journal, contents) =
+            Journal::open(path, durability).map_err(|error| StoreError::Journal {
+                path: journal::path_in(path).display().to_string(),
+                cause: error.to_string(),
+            })?;
         let next_seq = match db.get(keys::META_NEXT_SEQ)? {
             Some(bytes) => read_u64(&bytes, keys::META_NEXT_SEQ)?,
             None => 0,
         };
-        let next_seq = replay(&db, next_seq, records, &shown)?;
+        let mut recovery_notes = Vec::new();
+        let mut recovery = Recovery {
+            db: &db,
+            path: &shown,
+            recover: options.recover,
+            notes: &mut recovery_notes,
+        };
+        let next_seq = recovery.replay(next_seq, contents)?;
+        let rolled_back = recovery.finish_unfinished(next_seq)?;
+        let mut journal = journal;
+        if !recovery_notes.is_empty() {
+            // What was given up must not stop the next opening again.
+            journal.erase().map_err(|error| StoreError::Journal {
+                path: journal::path_in(path).display().to_string(),
+                cause: error.to_string(),
+            })?;
+        }
         // From here on the journal is written over: sled must hold every
         // commit it had, durably.
         if let Some(file) = &sync_file {
@@ -212,7 +240,7 @@ impl Store {
         }
 
         let statistics = Arc::new(RwLock::new(load_totals(&db)?));
-        Ok(Store {
+        let mut store = Store {
             db,
             path: path.to_path_buf(),
             next_seq,
@@ -221,8 +249,19 @@ impl Store {
             journal,
             pending: Pending::default(),
             sync_file,
+            recovery_notes,
             failed: false,
-        })
+        };
+        if rolled_back {
+            store.rebuild_totals()?;
+        }
+        Ok(store)
+    }
+
+    /// What opening with [`StoreOptions::recover`] gave up; empty when
+    /// nothing was lost.
+    pub fn recovery_notes(&self) -> &[String] {
+        &self.recovery_notes
     }
 
     /// The directory the store lives in.
@@ -280,9 +319,14 @@ impl Store {
         let writes = plan.finish(&current);
         drop(current);
 
+        let record = journal::encode(seq, &writes);
+        if !self.journal.has_room(record.len()) {
+            self.apply_pending()?;
+            self.checkpoint()?;
+        }
         let writing = std::time::Instant::now();
         self.journal
-            .append(seq, &writes)
+            .append(&record)
             .map_err(|error| self.fail(error.into()))?;
         tracing::debug!(
             sales = plan.stored,
@@ -334,6 +378,12 @@ impl Store {
             "checkpoint: sled flushed, journal started over"
         );
         Ok(())
+    }
+
+    /// Whether a write failed: from then on every write is refused until
+    /// the process restarts.
+    pub fn has_failed(&self) -> bool {
+        self.failed
     }
 
     fn fail(&mut self, error: sled::Error) -> StoreError {
@@ -430,14 +480,12 @@ impl Store {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// Writes everything into sled's files and empties the journal: for
-    /// shutdown, so that the next start has nothing to replay and sled
-    /// nothing left for its `Drop` to do.
+    /// Writes everything into sled's files: for shutdown, so that the next
+    /// start has nothing to replay and sled nothing left for its `Drop` to
+    /// do.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.apply_pending()?;
-        self.checkpoint()?;
-        self.journal.clear().map_err(sled::Error::from)?;
-        Ok(())
+        self.checkpoint()
     }
 }
 
@@ -629,15 +677,27 @@ const APPLY_CHUNK_KEYS: usize = 256;
 /// last. sled may hold part of them after a crash, but then its counter
 /// still points before these commits, so opening applies their journal
 /// records again; every write puts a whole value, so that is harmless.
+///
+/// While several batches are applied, `Mapplying` says so: if the journal
+/// is lost before they are complete, opening notices instead of serving
+/// totals and ids whose sales are missing.
 fn apply_in_chunks(db: &sled::Db, writes: Vec<journal::Write>) -> sled::Result<()> {
     let mut counter = None;
-    let mut batch = sled::Batch::default();
-    let mut keys = 0;
+    let mut data = Vec::with_capacity(writes.len());
     for (key, value) in writes {
-        if key == keys::META_NEXT_SEQ {
-            counter = Some(value);
-            continue;
+        match key.as_slice() == keys::META_NEXT_SEQ {
+            true => counter = Some(value),
+            false => data.push((key, value)),
         }
+    }
+    let chunked = data.len() > APPLY_CHUNK_KEYS;
+
+    let mut batch = sled::Batch::default();
+    if let (true, Some(value)) = (chunked, &counter) {
+        batch.insert(keys::META_APPLYING, value.clone());
+    }
+    let mut keys = 0;
+    for (key, value) in data {
         batch.insert(key, value);
         keys += 1;
         if keys == APPLY_CHUNK_KEYS {
@@ -647,6 +707,9 @@ fn apply_in_chunks(db: &sled::Db, writes: Vec<journal::Write>) -> sled::Result<(
     }
     if let Some(value) = counter {
         batch.insert(keys::META_NEXT_SEQ, value);
+    }
+    if chunked {
+        batch.remove(keys::META_APPLYING);
     }
     db.apply_batch(batch)
 }
@@ -665,48 +728,136 @@ impl KnownIds<'_> {
         }
         self.db
             .get(key)?
-            .map(|value| decode_id(&value).map_err(|e| corrupt(key, e)))
+            .map(|value| {
+                decode_id(&value)
+                    .map(|(fp, _)| fp)
+                    .map_err(|e| corrupt(key, e))
+            })
             .transpose()
     }
 }
 
-/// Applies the journal's commits that sled does not hold yet (it lost the
-/// ones it had not flushed when the process stopped) and returns the next
-/// sequence number.
-fn replay(
-    db: &sled::Db,
-    next_seq: u64,
-    records: Vec<Record>,
-    path: &str,
-) -> Result<u64, StoreError> {
-    let missing: Vec<Record> = records
-        .into_iter()
-        .filter(|record| record.seq >= next_seq)
-        .collect();
-    let Some(first) = missing.first() else {
-        return Ok(next_seq);
-    };
-    if first.seq != next_seq {
-        return Err(StoreError::Damaged {
-            path: path.to_string(),
-            cause: format!(
-                "the commit journal continues from commit {} but the database                  ends before commit {next_seq}: commits in between are lost",
+/// Brings sled up to date with the journal when a store is opened.
+struct Recovery<'a> {
+    db: &'a sled::Db,
+    path: &'a str,
+    /// Give up what cannot be recovered instead of refusing to open.
+    recover: bool,
+    notes: &'a mut Vec<String>,
+}
+
+impl Recovery<'_> {
+    /// Applies the journal's commits that sled does not hold yet (it lost
+    /// the ones it had not flushed when the process stopped) and returns
+    /// the next sequence number.
+    fn replay(
+        &mut self,
+        next_seq: u64,
+        contents: journal::Contents,
+    ) -> Result<u64, StoreError> {
+        let missing: Vec<Record> = contents
+            .records
+            .into_iter()
+            .filter(|record| record.seq >= next_seq)
+            .collect();
+        let last_read = missing.last().map_or(next_seq, |record| record.seq + 1);
+        if let Some(later) = contents.later_seq.filter(|seq| *seq >= last_read) {
+            self.lost(format!(
+                "the commit journal is damaged at byte {}: commits {last_read} to {later} \
+                 follow the damage and cannot be applied",
+                contents.end
+            ))?;
+        }
+        let Some(first) = missing.first() else {
+            return Ok(next_seq);
+        };
+        if first.seq != next_seq {
+            self.lost(format!(
+                "the commit journal continues from commit {} but the database ends \
+                 before commit {next_seq}: the commits in between are lost",
                 first.seq
-            ),
-        });
+            ))?;
+            return Ok(next_seq);
+        }
+
+        let commits = missing.len();
+        for record in missing {
+            apply_in_chunks(self.db, record.writes)?;
+        }
+        self.db.flush()?;
+        tracing::info!(
+            commits,
+            "applied commits from the journal that sled had not written"
+        );
+        Ok(last_read)
     }
 
-    let commits = missing.len();
-    let next = next_seq + commits as u64;
-    for record in missing {
-        apply_in_chunks(db, record.writes)?;
+    /// Checks that sled holds no commit in part. One found with `recover`
+    /// is rolled back: its sales and ids are removed (the caller then
+    /// rebuilds the totals). Returns whether that happened.
+    fn finish_unfinished(&mut self, next_seq: u64) -> Result<bool, StoreError> {
+        let Some(target) = self.db.get(keys::META_APPLYING)? else {
+            return Ok(false);
+        };
+        let target = read_u64(&target, keys::META_APPLYING)?;
+        if target <= next_seq {
+            // The journal completed them: sled holds them all now.
+            self.db.remove(keys::META_APPLYING)?;
+            self.db.flush()?;
+            return Ok(false);
+        }
+        self.lost(format!(
+            "the database holds part of commits {next_seq} to {} but the commit journal \
+             that completes them is missing or damaged",
+            target.saturating_sub(1)
+        ))?;
+
+        let mut removals = Vec::new();
+        for entry in self.db.scan_prefix([SALES]) {
+            let key = entry?.0;
+            let (_, _, seq) = keys::parse_group_key(&key)
+                .ok_or_else(|| corrupt(&key, codec::Malformed("bad key")))?;
+            if seq >= next_seq {
+                removals.push(key);
+            }
+        }
+        for prefix in [SALE_IDS, BATCH_IDS] {
+            for entry in self.db.scan_prefix([prefix]) {
+                let (key, value) = entry?;
+                let (_, seq) = decode_id(&value).map_err(|e| corrupt(&key, e))?;
+                if seq >= next_seq {
+                    removals.push(key);
+                }
+            }
+        }
+        let removed = removals.len();
+        for chunk in removals.chunks(APPLY_CHUNK_KEYS) {
+            let mut batch = sled::Batch::default();
+            chunk.iter().for_each(|key| batch.remove(key));
+            self.db.apply_batch(batch)?;
+        }
+        self.db.remove(keys::META_APPLYING)?;
+        self.db.flush()?;
+        self.notes.push(format!(
+            "rolled back to commit {}: removed {removed} records of the unfinished commits; \
+             totals rebuilt from the sales",
+            next_seq.saturating_sub(1)
+        ));
+        Ok(true)
     }
-    db.flush()?;
-    tracing::info!(
-        commits,
-        "applied commits from the journal that sled had not written"
-    );
-    Ok(next)
+
+    /// Records a loss: refuses to open, unless recovering.
+    fn lost(&mut self, what: String) -> Result<(), StoreError> {
+        if !self.recover {
+            return Err(StoreError::Damaged {
+                path: self.path.to_string(),
+                cause: what,
+            });
+        }
+        tracing::warn!(loss = %what, "recovering: giving up what cannot be recovered");
+        self.notes.push(what);
+        Ok(())
+    }
 }
 
 fn encode_id(fingerprint: u128, seq: u64) -> Vec<u8> {
@@ -716,17 +867,19 @@ fn encode_id(fingerprint: u128, seq: u64) -> Vec<u8> {
     out
 }
 
-fn decode_id(bytes: &[u8]) -> Result<u128, codec::Malformed> {
+/// An id record: the content fingerprint and the commit that stored it.
+fn decode_id(bytes: &[u8]) -> Result<(u128, u64), codec::Malformed> {
     let mut reader = Reader::new(bytes);
     if reader.byte()? != ID_FORMAT {
         return Err(codec::Malformed("unknown id format"));
     }
     let fingerprint = reader.bytes(16)?;
-    Ok(u128::from_le_bytes(
+    let fingerprint = u128::from_le_bytes(
         fingerprint
             .try_into()
             .map_err(|_| codec::Malformed("truncated"))?,
-    ))
+    );
+    Ok((fingerprint, reader.varint_u64()?))
 }
 
 fn parse_group(key: &[u8]) -> Result<(NaiveDate, Item), StoreError> {
@@ -826,7 +979,9 @@ fn classify_open_error(path: String, error: sled::Error) -> StoreError {
         sled::Error::Io(io)
             if matches!(
                 io.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::StorageFull
             ) =>
         {
             StoreError::Io(sled::Error::Io(io))
@@ -858,4 +1013,127 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "sled panicked while reading its files".into())
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+    use crate::sale::Sale;
+
+    fn options(recover: bool) -> StoreOptions {
+        StoreOptions {
+            cache_bytes: 1024 * 1024,
+            recover,
+            ..StoreOptions::default()
+        }
+    }
+
+    fn wide_request(tag: &str) -> WriteRequest {
+        let sales = (0..400)
+            .map(|n| NewSale {
+                sale: Sale::from_fields(
+                    &format!("item {n}"),
+                    1,
+                    "2.5",
+                    "2023-05-01T10:00:00+00:00",
+                )
+                .unwrap(),
+                id: SaleId::parse_optional("id", &format!("{tag}-{n}")).unwrap(),
+            })
+            .collect();
+        WriteRequest::sales(sales)
+    }
+
+    /// sled holding the first batch of a commit applied in several, as a
+    /// crash leaves it, with the journal that would complete it gone.
+    fn half_applied_without_journal(dir: &Path) {
+        let mut store = Store::open(dir, &options(false)).unwrap();
+        store.commit(&[wide_request("whole")]).unwrap();
+        store.commit_to_journal(&[wide_request("half")]).unwrap();
+        let pending = std::mem::take(&mut store.pending);
+        let writes: Vec<journal::Write> = pending.writes.into_iter().collect();
+        let mut first = sled::Batch::default();
+        first.insert(keys::META_APPLYING, &2u64.to_be_bytes());
+        for (key, value) in writes.into_iter().take(APPLY_CHUNK_KEYS) {
+            first.insert(key, value);
+        }
+        store.db.apply_batch(first).unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        std::fs::remove_file(journal::path_in(dir)).unwrap();
+    }
+
+    #[test]
+    fn a_half_applied_commit_is_completed_from_the_journal() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut store = Store::open(dir.path(), &options(false)).unwrap();
+        // Eight commits of 50 sales: each small enough for one sled batch
+        // when replayed, together more than one when applied at once.
+        let request = wide_request("half");
+        for part in request.sales.chunks(50) {
+            let part = WriteRequest::sales(part.to_vec());
+            store.commit_to_journal(&[part]).unwrap();
+        }
+        let pending = std::mem::take(&mut store.pending);
+        let writes: Vec<journal::Write> = pending.writes.into_iter().collect();
+        let mut first = sled::Batch::default();
+        first.insert(keys::META_APPLYING, &8u64.to_be_bytes());
+        for (key, value) in writes.into_iter().take(APPLY_CHUNK_KEYS) {
+            first.insert(key, value);
+        }
+        store.db.apply_batch(first).unwrap();
+        drop(store);
+
+        let reopened = Store::open(dir.path(), &options(false)).unwrap();
+
+        assert!(reopened.recovery_notes().is_empty());
+        let (folded, count) = reopened.fold_sales().unwrap();
+        assert_eq!(count, 400);
+        assert_eq!(reopened.stored_totals().unwrap(), folded);
+        assert_eq!(reopened.db.get(keys::META_APPLYING).unwrap(), None);
+    }
+
+    #[test]
+    fn a_half_applied_commit_without_its_journal_is_refused() {
+        let dir = tempfile::TempDir::new().unwrap();
+        half_applied_without_journal(dir.path());
+
+        let error = Store::open(dir.path(), &options(false))
+            .err()
+            .expect("refused");
+
+        assert!(
+            error.to_string().contains("holds part of commits 1 to 1"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("repair"), "{error}");
+    }
+
+    #[test]
+    fn recovering_rolls_a_half_applied_commit_back_to_the_last_whole_one() {
+        let dir = tempfile::TempDir::new().unwrap();
+        half_applied_without_journal(dir.path());
+
+        let mut store = Store::open(dir.path(), &options(true)).unwrap();
+
+        assert_eq!(
+            store.recovery_notes().len(),
+            2,
+            "{:?}",
+            store.recovery_notes()
+        );
+        let (folded, count) = store.fold_sales().unwrap();
+        assert_eq!(count, 400);
+        assert_eq!(store.stored_totals().unwrap(), folded);
+        assert_eq!(*store.statistics().read().unwrap(), folded);
+        assert_eq!(folded.grand_total().revenue.to_json_number(), "1000.0");
+        // The lost commit's ids are free again: re-sending stores them.
+        let outcomes = store.commit(&[wide_request("half")]).unwrap();
+        assert!(outcomes[0]
+            .iter()
+            .all(|outcome| *outcome == Outcome::Stored));
+        drop(store);
+        let reopened = Store::open(dir.path(), &options(false)).unwrap();
+        assert_eq!(reopened.fold_sales().unwrap().1, 800);
+    }
 }

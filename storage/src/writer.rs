@@ -8,6 +8,8 @@
 //! journal; sled applies the journaled commits later, several at once,
 //! while the requesters are busy sending their next requests.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -48,6 +50,24 @@ pub struct Writer {
     handle: WriterHandle,
     thread: JoinHandle<Store>,
     statistics: SharedStatistics,
+    health: WriterHealth,
+}
+
+/// Whether the writer still takes writes, for health checks: after a
+/// failed write (a full disk, say) it refuses every write until the
+/// process restarts, and an orchestrator should know.
+#[derive(Clone, Default)]
+pub struct WriterHealth(Arc<AtomicBool>);
+
+impl WriterHealth {
+    /// False once a write has failed or the writer thread has stopped.
+    pub fn is_writing(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_failed(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A cheap, cloneable way to submit requests to the writer.
@@ -68,9 +88,15 @@ impl Writer {
             .map_err(|error| {
                 StoreError::WriteFailed(format!("cannot start writer: {error}"))
             })?;
+        let health = WriterHealth::default();
+        let thread_health = health.clone();
         let thread = std::thread::Builder::new()
             .name("sales-writer".into())
-            .spawn(move || run(store, jobs, clock))
+            .spawn(move || {
+                let store = run(store, jobs, clock, &thread_health);
+                thread_health.set_failed();
+                store
+            })
             .map_err(|error| {
                 StoreError::WriteFailed(format!("cannot start writer: {error}"))
             })?;
@@ -78,6 +104,7 @@ impl Writer {
             handle: WriterHandle { queue },
             thread,
             statistics,
+            health,
         })
     }
 
@@ -89,6 +116,11 @@ impl Writer {
     /// The live statistics, updated after each durable commit.
     pub fn statistics(&self) -> SharedStatistics {
         SharedStatistics::clone(&self.statistics)
+    }
+
+    /// Whether writes are still taken.
+    pub fn health(&self) -> WriterHealth {
+        self.health.clone()
     }
 
     /// Finishes every request queued so far, stops the thread, flushes and
@@ -143,6 +175,7 @@ fn run(
     mut store: Store,
     mut jobs: mpsc::Receiver<Job>,
     clock: tokio::runtime::Runtime,
+    health: &WriterHealth,
 ) -> Store {
     let mut stopping = false;
     while !stopping {
@@ -154,6 +187,9 @@ fn run(
                 Ok(job) => job,
                 Err(_idle) => {
                     apply_pending(&mut store);
+                    if store.has_failed() {
+                        health.set_failed();
+                    }
                     continue;
                 }
             },
@@ -187,6 +223,9 @@ fn run(
         }
         if store.pending_writes() >= APPLY_AFTER_WRITES {
             apply_pending(&mut store);
+        }
+        if store.has_failed() {
+            health.set_failed();
         }
     }
     store

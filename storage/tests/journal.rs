@@ -112,7 +112,7 @@ fn ids_of_commits_not_yet_in_sled_are_already_taken() {
 }
 
 #[test]
-fn a_clean_close_leaves_nothing_to_replay() {
+fn after_a_clean_close_the_journal_holds_nothing_sled_lacks() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut store = Store::open(dir.path(), &options(false)).unwrap();
     store
@@ -120,18 +120,13 @@ fn a_clean_close_leaves_nothing_to_replay() {
         .unwrap();
 
     store.flush().unwrap();
-
-    let journal = dir.path().join("commits.journal");
-    assert_eq!(std::fs::metadata(journal).unwrap().len(), 0);
     drop(store);
-    assert_eq!(
-        Store::open(dir.path(), &options(false))
-            .unwrap()
-            .fold_sales()
-            .unwrap()
-            .1,
-        1
-    );
+    // Even losing the journal now loses nothing.
+    std::fs::remove_file(dir.path().join("commits.journal")).unwrap();
+
+    let reopened = Store::open(dir.path(), &options(false)).unwrap();
+    assert_eq!(reopened.fold_sales().unwrap().1, 1);
+    assert!(reopened.recovery_notes().is_empty());
 }
 
 #[test]
@@ -171,4 +166,52 @@ fn a_commit_wider_than_one_sled_batch_comes_back_whole() {
     // the same ids (duplicates), then 1,500 sales of 2 at 1.
     assert_eq!((grand.sales, grand.quantity), (3_000, 3_000 + 3_000));
     assert_eq!(grand.revenue.to_json_number(), "3750.0");
+}
+
+#[test]
+fn a_journal_damaged_in_the_middle_is_refused_and_repair_keeps_what_it_can() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let live = dir.path().join("live");
+    let crashed = dir.path().join("crashed");
+    let mut store = Store::open(&live, &options(false)).unwrap();
+    for quantity in 1..=3 {
+        store
+            .commit_to_journal(&[WriteRequest::sales(vec![sale(
+                "kiwi", quantity, "1", "",
+            )])])
+            .unwrap();
+    }
+    copy_dir(&live, &crashed);
+    drop(store);
+    // Damage the second record's payload: the third follows it.
+    let journal = crashed.join("commits.journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let second = bytes
+        .windows(4)
+        .enumerate()
+        .skip(8)
+        .find(|(_, w)| *w == bytes[..4].to_vec().as_slice())
+        .map(|(at, _)| at)
+        .unwrap();
+    bytes[second + 20] ^= 0xff;
+    std::fs::write(&journal, bytes).unwrap();
+
+    let error = Store::open(&crashed, &options(false))
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("damaged at byte"), "{error}");
+    assert!(error.to_string().contains("repair"), "{error}");
+
+    let recovering = StoreOptions {
+        recover: true,
+        ..options(false)
+    };
+    let repaired = Store::open(&crashed, &recovering).unwrap();
+    assert_eq!(repaired.recovery_notes().len(), 1);
+    let (folded, count) = repaired.fold_sales().unwrap();
+    assert_eq!(count, 1, "only the commit before the damage");
+    assert_eq!(repaired.stored_totals().unwrap(), folded);
+    drop(repaired);
+    // Repaired for good: it opens normally afterwards.
+    assert!(Store::open(&crashed, &options(false)).is_ok());
 }

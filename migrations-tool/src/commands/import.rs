@@ -48,7 +48,7 @@ impl ImportLegacy {
         let report = import_legacy(&writer.handle(), &self.file)
             .with_context(|| format!("importing {}", self.file.display()))?;
         writer.close()?;
-        println!(
+        say!(
             "{} prices recovered from their float form (e.g. 7.300000190734863 read as 7.3)",
             report.recovered_prices
         );
@@ -59,24 +59,24 @@ impl ImportLegacy {
 /// Prints what an import did; exit code 1 if anything was refused.
 fn print_report(report: &ImportReport) -> u8 {
     for (place, rejection) in &report.rejections {
-        println!("refused {place}: {rejection}");
+        say!("refused {place}: {rejection}");
     }
     if report.rejected as usize > report.rejections.len() {
-        println!(
+        say!(
             "… and {} more refused",
             report.rejected as usize - report.rejections.len()
         );
     }
     if !report.skipped_files.is_empty() {
-        println!(
+        say!(
             "skipped {} files that are not .json or .ndjson:",
             report.skipped_files.len()
         );
         for file in report.skipped_files.iter().take(20) {
-            println!("  {}", file.display());
+            say!("  {}", file.display());
         }
     }
-    println!(
+    say!(
         "{} files: {} sales stored, {} already stored, {} conflicting ids, {} refused, in {:.2} s ({:.0} sales/s)",
         report.files,
         report.stored,

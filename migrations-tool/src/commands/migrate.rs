@@ -26,12 +26,14 @@ impl Migrate {
         let store = open_any_layout(context)?;
         let report = sales_storage::migrate::run(&store)?;
         if report.steps.is_empty() {
-            println!("layout {}: already current; nothing to do", report.to);
+            say!("layout {}: already current; nothing to do", report.to);
         }
         for step in &report.steps {
-            println!(
+            say!(
                 "migrated layout {} → {}: {}",
-                step.from, step.to, step.summary
+                step.from,
+                step.to,
+                step.summary
             );
         }
         Ok(0)
@@ -46,15 +48,15 @@ impl Info {
             .read()
             .map(|s| s.grand_total())
             .unwrap_or_default();
-        println!("database:       {}", context.db.display());
-        println!(
+        say!("database:       {}", context.db.display());
+        say!(
             "layout version: {} (this program: {LAYOUT_VERSION})",
             store.layout_version()?
         );
-        println!("sales:          {}", totals.sales);
-        println!("units:          {}", totals.quantity);
-        println!("revenue:        {}", totals.revenue);
-        println!("size on disk:   {} bytes", store.size_on_disk()?);
+        say!("sales:          {}", totals.sales);
+        say!("units:          {}", totals.quantity);
+        say!("revenue:        {}", totals.revenue);
+        say!("size on disk:   {} bytes", store.size_on_disk()?);
         Ok(0)
     }
 }

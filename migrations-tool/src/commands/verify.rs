@@ -31,19 +31,19 @@ pub(crate) fn report(store: &Store, db: &Path) -> anyhow::Result<u8> {
     let differences = differences(&folded, &stored);
 
     for line in &differences {
-        println!("{line}");
+        say!("{line}");
     }
-    println!(
+    say!(
         "{sales} sales rescanned in {:.2} s; {} item-months; {} differences",
         started.elapsed().as_secs_f64(),
         folded.entries().count(),
         differences.len()
     );
     if differences.is_empty() {
-        println!("ok: the stored totals equal a fold of the raw sales");
+        say!("ok: the stored totals equal a fold of the raw sales");
         Ok(0)
     } else {
-        println!(
+        say!(
             "run `migrations-tool --db {} rebuild` to recompute the totals",
             db.display()
         );
@@ -56,7 +56,7 @@ impl Rebuild {
         let mut store = context.open()?;
         let started = std::time::Instant::now();
         let sales = store.rebuild_totals()?;
-        println!(
+        say!(
             "rebuilt the totals from {sales} sales in {:.2} s",
             started.elapsed().as_secs_f64()
         );
