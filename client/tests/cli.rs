@@ -353,7 +353,20 @@ async fn a_server_killed_mid_load_is_retried_and_nothing_counts_twice() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Kill as soon as the first sales are stored: the load is then
+    // certainly still running, however fast this machine is.
+    loop {
+        let (_, body) = sales_server::testing::http_request(
+            server.http_addr,
+            "GET",
+            "/sales_statistics",
+        )
+        .unwrap();
+        if body.contains("item-") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     server.kill().unwrap();
     let killed_mid_load = load.try_wait().unwrap().is_none();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
