@@ -15,22 +15,27 @@
 //! for it to be found again after a crash of the operating system.
 //!
 //! On opening, records sled does not have yet (their sequence number is at
-//! or past sled's next one) are applied again. Records are read in order
-//! from the start; each must follow the one before it, so a record torn by
-//! a crash, or one left from before the journal last started over, ends
-//! the reading. A whole record of a later commit found after that point
-//! means the file was damaged in the middle: the store refuses to guess.
+//! or past sled's next one) are applied again. Every aligned offset of the
+//! file is tried, so damage in one record hides no other; which records
+//! form an unbroken run from sled's next commit is the store's decision.
+//!
+//! The checksum is keyed with a random number kept in the database
+//! (`Mjournal_key`) and changed at every opening: records of another
+//! database, records from before the last opening, and records spelled out
+//! by sale data sent on purpose (stale bytes hold sales verbatim) all fail
+//! it.
 //!
 //! Record, 8-byte aligned: `magic: u32`, `len: u32`, `checksum: u64` (xxh3
-//! of the payload), then the payload: format byte, sequence number, count,
-//! and that many key/value pairs, each length-prefixed; zeros pad it.
+//! of the payload seeded with the key), then the payload: format byte,
+//! sequence number, count, and that many key/value pairs, each
+//! length-prefixed; zeros pad it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Error, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::codec::{put_varint, Malformed, Reader};
 
@@ -60,16 +65,6 @@ pub(crate) struct Record {
     pub(crate) writes: Vec<Write>,
 }
 
-/// What opening found in the file.
-pub(crate) struct Contents {
-    /// The records from the start of the file, in sequence.
-    pub(crate) records: Vec<Record>,
-    /// Where reading stopped.
-    pub(crate) end: u64,
-    /// The highest sequence number of a whole record found after `end`.
-    pub(crate) later_seq: Option<u64>,
-}
-
 /// How far each append is pushed before it counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
@@ -88,32 +83,57 @@ pub(crate) struct Journal {
     /// The file's size: records are written only below it.
     capacity: u64,
     durability: Durability,
+    key: u64,
+}
+
+/// Reads the journal in `dir` without changing it: the whole records under
+/// `key` whose sequence number is at least `from_seq`, by sequence number.
+/// `None` when there is no journal file.
+pub(crate) fn read(
+    dir: &Path,
+    key: u64,
+    from_seq: u64,
+) -> std::io::Result<Option<Vec<Record>>> {
+    let path = dir.join(FILE_NAME);
+    if !check_regular_file(&path)? {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    File::open(&path)?.read_to_end(&mut bytes)?;
+    let mut records: Vec<Record> = (0..bytes.len())
+        .step_by(ALIGN)
+        .filter(|&at| bytes[at..].starts_with(&MAGIC.to_le_bytes()))
+        .filter_map(|at| record_at(&bytes, at, key))
+        .filter(|record| record.seq >= from_seq)
+        .collect();
+    records.sort_by_key(|record| record.seq);
+    records.dedup_by_key(|record| record.seq);
+    Ok(Some(records))
 }
 
 impl Journal {
-    /// Opens the journal in `dir`, creating it if needed, and returns what
-    /// it holds.
-    pub(crate) fn open(
+    /// Opens the journal in `dir` for writing records under `key`, creating
+    /// it at full size if needed. Call only once sled holds every commit
+    /// the file may hold: they are written over.
+    pub(crate) fn prepare(
         dir: &Path,
         durability: Durability,
-    ) -> std::io::Result<(Journal, Contents)> {
+        key: u64,
+    ) -> std::io::Result<Journal> {
         let path = dir.join(FILE_NAME);
         let existed = check_regular_file(&path)?;
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let contents = read_contents(&bytes);
-
         let mut journal = Journal {
+            capacity: file.metadata()?.len(),
             file,
             end: 0,
-            capacity: bytes.len() as u64,
             durability,
+            key,
         };
         if journal.capacity < FILE_BYTES {
             journal.grow_to(FILE_BYTES)?;
@@ -122,7 +142,12 @@ impl Journal {
             // The file's name must survive a crash as well as its blocks.
             File::open(dir)?.sync_all()?;
         }
-        Ok((journal, contents))
+        Ok(journal)
+    }
+
+    /// Encodes one commit as a record for this journal.
+    pub(crate) fn encode(&self, seq: u64, writes: &[Write]) -> Vec<u8> {
+        encode(seq, writes, self.key)
     }
 
     /// Whether a record of `length` bytes fits before the end of the file.
@@ -153,15 +178,6 @@ impl Journal {
     /// all behind sled's sequence counter and never applied again.
     pub(crate) fn start_over(&mut self) {
         self.end = 0;
-    }
-
-    /// Overwrites every record with zeros, synced: after a repair has given
-    /// up the records it could not apply, they must not be found again.
-    pub(crate) fn erase(&mut self) -> std::io::Result<()> {
-        let size = self.capacity;
-        self.capacity = 0;
-        self.end = 0;
-        self.grow_to(size)
     }
 
     /// Extends the file with zeros, synced, so that later records are
@@ -251,8 +267,24 @@ fn write_out(file: &File, _offset: u64, _length: u64) -> std::io::Result<()> {
     file.sync_data()
 }
 
+/// A new random journal key.
+pub(crate) fn new_key() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+
+    // RandomState is seeded from the operating system's random source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
 /// Encodes one commit as a record, padded to the alignment.
-pub(crate) fn encode(seq: u64, writes: &[Write]) -> Vec<u8> {
+fn encode(seq: u64, writes: &[Write], key: u64) -> Vec<u8> {
     let size: usize = writes.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
     let mut record = Vec::with_capacity(HEADER_BYTES + 16 + size + ALIGN);
     record.resize(HEADER_BYTES, 0);
@@ -267,7 +299,7 @@ pub(crate) fn encode(seq: u64, writes: &[Write]) -> Vec<u8> {
     }
 
     let payload_len = (record.len() - HEADER_BYTES) as u32;
-    let checksum = xxh3_64(&record[HEADER_BYTES..]);
+    let checksum = xxh3_64_with_seed(&record[HEADER_BYTES..], key);
     record[..4].copy_from_slice(&MAGIC.to_le_bytes());
     record[4..8].copy_from_slice(&payload_len.to_le_bytes());
     record[8..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
@@ -275,38 +307,8 @@ pub(crate) fn encode(seq: u64, writes: &[Write]) -> Vec<u8> {
     record
 }
 
-/// Reads records from the start until the first that is torn, damaged, or
-/// out of sequence, then looks further for whole records of later commits.
-fn read_contents(bytes: &[u8]) -> Contents {
-    let mut records: Vec<Record> = Vec::new();
-    let mut offset = 0;
-    while let Some((record, next)) = record_at(bytes, offset) {
-        if let Some(last) = records.last() {
-            if Some(record.seq) != last.seq.checked_add(1) {
-                break;
-            }
-        }
-        records.push(record);
-        offset = next;
-    }
-
-    let last_seq = records.last().map(|record| record.seq);
-    let later_seq = (offset..bytes.len())
-        .step_by(ALIGN)
-        .filter(|&at| bytes[at..].starts_with(&MAGIC.to_le_bytes()))
-        .filter_map(|at| record_at(bytes, at).map(|(record, _)| record.seq))
-        .filter(|seq| last_seq.is_none_or(|last| seq > &last))
-        .max();
-    Contents {
-        records,
-        end: offset as u64,
-        later_seq,
-    }
-}
-
-/// The whole record at `offset`, if there is one, and where the next
-/// would start.
-fn record_at(bytes: &[u8], offset: usize) -> Option<(Record, usize)> {
+/// The whole record under `key` at `offset`, if there is one.
+fn record_at(bytes: &[u8], offset: usize, key: u64) -> Option<Record> {
     let header = bytes.get(offset..offset.checked_add(HEADER_BYTES)?)?;
     if header[..4] != MAGIC.to_le_bytes() {
         return None;
@@ -315,11 +317,10 @@ fn record_at(bytes: &[u8], offset: usize) -> Option<(Record, usize)> {
     let checksum = u64::from_le_bytes(header[8..].try_into().ok()?);
     let start = offset + HEADER_BYTES;
     let payload = bytes.get(start..start.checked_add(length)?)?;
-    if xxh3_64(payload) != checksum {
+    if xxh3_64_with_seed(payload, key) != checksum {
         return None;
     }
-    let record = decode_payload(payload).ok()?;
-    Some((record, (start + length).next_multiple_of(ALIGN)))
+    decode_payload(payload).ok()
 }
 
 fn decode_payload(payload: &[u8]) -> Result<Record, Malformed> {
@@ -349,6 +350,8 @@ fn decode_payload(payload: &[u8]) -> Result<Record, Malformed> {
 mod tests {
     use super::*;
 
+    const KEY: u64 = 42;
+
     fn writes(tag: u8) -> Vec<Write> {
         vec![
             (vec![b'S', tag], vec![tag; 3]),
@@ -356,59 +359,38 @@ mod tests {
         ]
     }
 
-    fn reopen(dir: &Path) -> Contents {
-        Journal::open(dir, Durability::Device).unwrap().1
-    }
-
-    fn seqs(contents: &Contents) -> Vec<u64> {
-        contents.records.iter().map(|record| record.seq).collect()
+    fn seqs(dir: &Path, key: u64, from: u64) -> Vec<u64> {
+        let records = read(dir, key, from).unwrap().unwrap();
+        records.iter().map(|record| record.seq).collect()
     }
 
     fn append(journal: &mut Journal, seq: u64) {
-        journal.append(&encode(seq, &writes(seq as u8))).unwrap();
+        let record = journal.encode(seq, &writes(seq as u8));
+        journal.append(&record).unwrap();
     }
 
     #[test]
-    fn records_come_back_in_order_and_the_file_is_created_full_size() {
+    fn records_come_back_and_the_file_is_created_full_size() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut journal, contents) =
-            Journal::open(dir.path(), Durability::Device).unwrap();
-        assert!(contents.records.is_empty());
+        assert!(read(dir.path(), KEY, 0).unwrap().is_none());
+        let mut journal = Journal::prepare(dir.path(), Durability::Device, KEY).unwrap();
         append(&mut journal, 7);
         append(&mut journal, 8);
         drop(journal);
 
-        let contents = reopen(dir.path());
-        assert_eq!(seqs(&contents), vec![7, 8]);
-        assert_eq!(contents.records[1].writes, writes(8));
-        assert_eq!(contents.later_seq, None);
+        let records = read(dir.path(), KEY, 0).unwrap().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!((records[1].seq, &records[1].writes), (8, &writes(8)));
+        assert_eq!(seqs(dir.path(), KEY, 8), vec![8]);
         let size = std::fs::metadata(path_in(dir.path())).unwrap().len();
         assert_eq!(size, FILE_BYTES);
     }
 
     #[test]
-    fn a_torn_last_record_ends_the_reading_quietly() {
+    fn a_damaged_record_hides_no_other() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut journal, _) = Journal::open(dir.path(), Durability::PowerLoss).unwrap();
-        append(&mut journal, 1);
-        let first = journal.len() as usize;
-        append(&mut journal, 2);
-        drop(journal);
-
-        let path = path_in(dir.path());
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[first + HEADER_BYTES + 2] ^= 0xff;
-        std::fs::write(&path, &bytes).unwrap();
-
-        let contents = reopen(dir.path());
-        assert_eq!(seqs(&contents), vec![1]);
-        assert_eq!(contents.later_seq, None);
-    }
-
-    #[test]
-    fn damage_followed_by_later_commits_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut journal, _) = Journal::open(dir.path(), Durability::Device).unwrap();
+        let mut journal =
+            Journal::prepare(dir.path(), Durability::PowerLoss, KEY).unwrap();
         for seq in 1..=3 {
             append(&mut journal, seq);
         }
@@ -419,15 +401,24 @@ mod tests {
         bytes[HEADER_BYTES + 3] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
 
-        let contents = reopen(dir.path());
-        assert!(contents.records.is_empty());
-        assert_eq!(contents.later_seq, Some(3));
+        assert_eq!(seqs(dir.path(), KEY, 0), vec![2, 3]);
     }
 
     #[test]
-    fn records_left_from_before_starting_over_are_not_read() {
+    fn records_under_another_key_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut journal, _) = Journal::open(dir.path(), Durability::Device).unwrap();
+        let mut journal = Journal::prepare(dir.path(), Durability::Device, KEY).unwrap();
+        append(&mut journal, 1);
+        drop(journal);
+
+        assert!(seqs(dir.path(), KEY + 1, 0).is_empty());
+        assert_ne!(new_key(), new_key());
+    }
+
+    #[test]
+    fn records_written_over_after_starting_over_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::prepare(dir.path(), Durability::Device, KEY).unwrap();
         for seq in 1..=4 {
             append(&mut journal, seq);
         }
@@ -435,33 +426,30 @@ mod tests {
         append(&mut journal, 5);
         drop(journal);
 
-        // Record 5 overwrote record 1; the old 2, 3 and 4 follow it on
-        // disk but are older, so they are neither read nor reported.
-        let contents = reopen(dir.path());
-        assert_eq!(seqs(&contents), vec![5]);
-        assert_eq!(contents.later_seq, None);
+        // Record 5 overwrote record 1; 2, 3 and 4 are still there, older.
+        assert_eq!(seqs(dir.path(), KEY, 0), vec![2, 3, 4, 5]);
+        assert_eq!(seqs(dir.path(), KEY, 5), vec![5]);
     }
 
     #[test]
     fn a_record_larger_than_the_file_grows_it() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut journal, _) = Journal::open(dir.path(), Durability::Device).unwrap();
+        let mut journal = Journal::prepare(dir.path(), Durability::Device, KEY).unwrap();
         let big = vec![(b"Sbig".to_vec(), vec![7u8; FILE_BYTES as usize + 10])];
-        let record = encode(1, &big);
+        let record = journal.encode(1, &big);
         assert!(!journal.has_room(record.len()));
         journal.append(&record).unwrap();
         drop(journal);
 
-        let contents = reopen(dir.path());
-        assert_eq!(seqs(&contents), vec![1]);
-        assert_eq!(contents.records[0].writes, big);
+        let records = read(dir.path(), KEY, 0).unwrap().unwrap();
+        assert_eq!(records[0].writes, big);
     }
 
     #[test]
     fn anything_but_a_regular_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(path_in(dir.path())).unwrap();
-        let error = Journal::open(dir.path(), Durability::Device).err().unwrap();
+        let error = read(dir.path(), KEY, 0).err().unwrap();
         assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 }

@@ -30,6 +30,11 @@ pub(crate) const META_SEEDED: &[u8] = b"Mseeded";
 /// Present while commits are being applied to sled in several batches:
 /// sled then holds part of them, which only the journal can complete.
 pub(crate) const META_APPLYING: &[u8] = b"Mapplying";
+/// The key of the commit journal's checksums, new at every opening.
+pub(crate) const META_JOURNAL_KEY: &[u8] = b"Mjournal_key";
+/// Present after a clean shutdown: the journal then holds nothing sled
+/// lacks, and its absence is no loss.
+pub(crate) const META_CLEAN: &[u8] = b"Mclean";
 
 pub(crate) fn group_key(day: NaiveDate, item: &Item, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(14 + item.as_str().len());

@@ -2,8 +2,8 @@
 //! behind `verify` and `rebuild`.
 //!
 //! Guarantees, in order of importance:
-//! 1. A commit is one `apply_batch` on one tree: its sales, their totals,
-//!    their ids and the sequence counter land together or not at all.
+//! 1. A commit is one journal record: its sales, their totals, their ids
+//!    and the sequence counter land together or not at all.
 //! 2. A commit is on disk before anyone is told it succeeded: appended to
 //!    the commit journal (see [`crate::journal`]) and pushed to the
 //!    device, then applied to sled, which flushes in the background.
@@ -149,12 +149,16 @@ pub struct Store {
     next_seq: u64,
     statistics: SharedStatistics,
     max_items: usize,
-    /// Where commits are made durable before sled applies them.
-    journal: Journal,
+    /// Where commits are made durable before sled applies them; opened
+    /// last, once sled holds everything the file held.
+    journal: Option<Journal>,
     /// Commits durable in the journal but not yet applied to sled.
     pending: Pending,
     /// sled's log file, kept open to `fdatasync` it when `fsync` is set.
     sync_file: Option<std::fs::File>,
+    /// Set by [`Store::flush`]: the clean-shutdown mark is in sled and must
+    /// go before the next commit.
+    marked_clean: bool,
     /// What opening with `recover` gave up, for the operator.
     recovery_notes: Vec<String>,
     /// Set when a commit may have half-reached the disk: from then on
@@ -207,15 +211,29 @@ impl Store {
             true => Durability::PowerLoss,
             false => Durability::Device,
         };
-        let (journal, contents) =
-            Journal::open(path, durability).map_err(|error| StoreError::Journal {
+        let journal_error = |error: std::io::Error| match error.kind() {
+            std::io::ErrorKind::StorageFull => StoreError::Io(error.into()),
+            _ => StoreError::Journal {
                 path: journal::path_in(path).display().to_string(),
                 cause: error.to_string(),
-            })?;
+            },
+        };
         let next_seq = match db.get(keys::META_NEXT_SEQ)? {
             Some(bytes) => read_u64(&bytes, keys::META_NEXT_SEQ)?,
             None => 0,
         };
+        let journal_key = match db.get(keys::META_JOURNAL_KEY)? {
+            Some(bytes) => Some(read_u64(&bytes, keys::META_JOURNAL_KEY)?),
+            None => None,
+        };
+        let unfinished = match db.get(keys::META_APPLYING)? {
+            Some(bytes) => Some(read_u64(&bytes, keys::META_APPLYING)?),
+            None => None,
+        };
+        let clean = db.get(keys::META_CLEAN)?.is_some();
+        let records = journal::read(path, journal_key.unwrap_or(0), next_seq)
+            .map_err(journal_error)?;
+
         let mut recovery_notes = Vec::new();
         let mut recovery = Recovery {
             db: &db,
@@ -223,21 +241,20 @@ impl Store {
             recover: options.recover,
             notes: &mut recovery_notes,
         };
-        let next_seq = recovery.replay(next_seq, contents)?;
-        let rolled_back = recovery.finish_unfinished(next_seq)?;
-        let mut journal = journal;
-        if !recovery_notes.is_empty() {
-            // What was given up must not stop the next opening again.
-            journal.erase().map_err(|error| StoreError::Journal {
-                path: journal::path_in(path).display().to_string(),
-                cause: error.to_string(),
-            })?;
-        }
-        // From here on the journal is written over: sled must hold every
-        // commit it had, durably.
-        if let Some(file) = &sync_file {
-            file.sync_data().map_err(sled::Error::from)?;
-        }
+        let records = match records {
+            Some(records) => records,
+            None if journal_key.is_some() && !clean => {
+                recovery.lost(
+                    "the commit journal is missing, and the database was not shut down \
+                     cleanly: acknowledged commits it held are lost"
+                        .into(),
+                )?;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let next_seq = recovery.replay(next_seq, records, unfinished)?;
+        let rolled_back = recovery.roll_back_unfinished(next_seq, unfinished)?;
 
         let statistics = Arc::new(RwLock::new(load_totals(&db)?));
         let mut store = Store {
@@ -246,16 +263,51 @@ impl Store {
             next_seq,
             statistics,
             max_items: options.max_items,
-            journal,
+            journal: None,
             pending: Pending::default(),
             sync_file,
             recovery_notes,
+            marked_clean: false,
             failed: false,
         };
         if rolled_back {
             store.rebuild_totals()?;
         }
+        store.start_journal(path, durability, unfinished.is_some())?;
         Ok(store)
+    }
+
+    /// Makes the store ready to write: a new journal key (records already
+    /// in the file become unreadable: sled holds them all now), the
+    /// unfinished marker cleared, the clean-shutdown mark removed, all of
+    /// it durable before the first record is written.
+    fn start_journal(
+        &mut self,
+        path: &Path,
+        durability: Durability,
+        clear_unfinished: bool,
+    ) -> Result<(), StoreError> {
+        // The file first: a crash before the key is stored leaves a file
+        // nobody needs, while the other order would leave a database that
+        // expects a journal that is not there.
+        let key = journal::new_key();
+        let journal = Journal::prepare(path, durability, key).map_err(|error| {
+            StoreError::Journal {
+                path: journal::path_in(path).display().to_string(),
+                cause: error.to_string(),
+            }
+        })?;
+        self.db.insert(keys::META_JOURNAL_KEY, &key.to_be_bytes())?;
+        self.db.remove(keys::META_CLEAN)?;
+        if clear_unfinished {
+            self.db.remove(keys::META_APPLYING)?;
+        }
+        self.db.flush()?;
+        if let Some(file) = &self.sync_file {
+            file.sync_data().map_err(sled::Error::from)?;
+        }
+        self.journal = Some(journal);
+        Ok(())
     }
 
     /// What opening with [`StoreOptions::recover`] gave up; empty when
@@ -302,6 +354,12 @@ impl Store {
             ));
         }
 
+        if self.marked_clean {
+            // Writing again after a flush: a lost journal is a loss again.
+            self.db.remove(keys::META_CLEAN)?;
+            self.db.flush()?;
+            self.marked_clean = false;
+        }
         let seq = self.next_seq;
         let current = self.statistics.read().unwrap_or_else(|e| e.into_inner());
         let mut plan = CommitPlan::new(seq, self.max_items);
@@ -319,15 +377,22 @@ impl Store {
         let writes = plan.finish(&current);
         drop(current);
 
-        let record = journal::encode(seq, &writes);
-        if !self.journal.has_room(record.len()) {
+        let Some(journal) = &self.journal else {
+            return Err(StoreError::WriteFailed(
+                "the commit journal is not open".into(),
+            ));
+        };
+        let record = journal.encode(seq, &writes);
+        if !journal.has_room(record.len()) {
             self.apply_pending()?;
             self.checkpoint()?;
         }
         let writing = std::time::Instant::now();
-        self.journal
-            .append(&record)
-            .map_err(|error| self.fail(error.into()))?;
+        let appended = match &mut self.journal {
+            Some(journal) => journal.append(&record),
+            None => Err(std::io::Error::other("the commit journal is not open")),
+        };
+        appended.map_err(|error| self.fail(error.into()))?;
         tracing::debug!(
             sales = plan.stored,
             micros = writing.elapsed().as_micros() as u64,
@@ -355,9 +420,13 @@ impl Store {
         let pending = std::mem::take(&mut self.pending);
         if pending.count > 0 {
             let writes = pending.writes.into_iter().collect();
-            apply_in_chunks(&self.db, writes).map_err(|error| self.fail(error))?;
+            apply_writes(&self.db, writes, None).map_err(|error| self.fail(error))?;
         }
-        if self.journal.len() >= journal::CHECKPOINT_BYTES {
+        let journal_full = self
+            .journal
+            .as_ref()
+            .is_some_and(|journal| journal.len() >= journal::CHECKPOINT_BYTES);
+        if journal_full {
             self.checkpoint()?;
         }
         Ok(())
@@ -372,7 +441,9 @@ impl Store {
             let synced = file.sync_data();
             synced.map_err(|error| self.fail(error.into()))?;
         }
-        self.journal.start_over();
+        if let Some(journal) = &mut self.journal {
+            journal.start_over();
+        }
         tracing::debug!(
             micros = started.elapsed().as_micros() as u64,
             "checkpoint: sled flushed, journal started over"
@@ -485,6 +556,8 @@ impl Store {
     /// do.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.apply_pending()?;
+        self.db.insert(keys::META_CLEAN, &[1u8][..])?;
+        self.marked_clean = true;
         self.checkpoint()
     }
 }
@@ -667,21 +740,28 @@ impl Pending {
     }
 }
 
-/// Keys per sled batch when journaled commits are applied. sled's memory
-/// grows steeply with the number of keys in one batch: a probe writing
-/// 300,000 new keys peaked at 894 MB RSS in batches of 4,096, 137 MB in
-/// batches of 1,000 and 65 MB in batches of 100.
-const APPLY_CHUNK_KEYS: usize = 256;
-
-/// Applies commit writes to sled in small batches, the sequence counter
-/// last. sled may hold part of them after a crash, but then its counter
-/// still points before these commits, so opening applies their journal
-/// records again; every write puts a whole value, so that is harmless.
+/// Applies journaled commit writes to sled one key at a time, the
+/// sequence counter last.
 ///
-/// While several batches are applied, `Mapplying` says so: if the journal
-/// is lost before they are complete, opening notices instead of serving
-/// totals and ids whose sales are missing.
-fn apply_in_chunks(db: &sled::Db, writes: Vec<journal::Write>) -> sled::Result<()> {
+/// Not as one `apply_batch`: sled's memory grows steeply with the keys in
+/// one batch (a probe writing 300,000 new keys peaked at 894 MB RSS in
+/// batches of 4,096, 65 MB in batches of 100), and `apply_batch` takes a
+/// lock shared by every database in the process that was seen to deadlock
+/// against a flush of another database (tests open many). The journal is
+/// what makes a commit atomic: sled recovers a prefix of its writes, so
+/// after a crash it holds part of these writes at most, its counter still
+/// points before them, and opening applies their journal records again
+/// (every write puts a whole value, so applying twice changes nothing).
+///
+/// `Mapplying` is written first and removed last: if the journal is lost
+/// while sled holds part of the writes, opening notices instead of serving
+/// totals and ids whose sales are missing. `outstanding` is the mark of an
+/// earlier interrupted apply (when replaying): it is kept, never lowered.
+fn apply_writes(
+    db: &sled::Db,
+    writes: Vec<journal::Write>,
+    outstanding: Option<u64>,
+) -> sled::Result<()> {
     let mut counter = None;
     let mut data = Vec::with_capacity(writes.len());
     for (key, value) in writes {
@@ -690,28 +770,24 @@ fn apply_in_chunks(db: &sled::Db, writes: Vec<journal::Write>) -> sled::Result<(
             false => data.push((key, value)),
         }
     }
-    let chunked = data.len() > APPLY_CHUNK_KEYS;
 
-    let mut batch = sled::Batch::default();
-    if let (true, Some(value)) = (chunked, &counter) {
-        batch.insert(keys::META_APPLYING, value.clone());
-    }
-    let mut keys = 0;
+    let ends_at = counter
+        .as_deref()
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    let mark = ends_at.max(outstanding.unwrap_or(0));
+    db.insert(keys::META_APPLYING, &mark.to_be_bytes())?;
     for (key, value) in data {
-        batch.insert(key, value);
-        keys += 1;
-        if keys == APPLY_CHUNK_KEYS {
-            db.apply_batch(std::mem::take(&mut batch))?;
-            keys = 0;
-        }
+        db.insert(key, value)?;
     }
     if let Some(value) = counter {
-        batch.insert(keys::META_NEXT_SEQ, value);
+        db.insert(keys::META_NEXT_SEQ, value)?;
     }
-    if chunked {
-        batch.remove(keys::META_APPLYING);
+    if outstanding.is_none() {
+        db.remove(keys::META_APPLYING)?;
     }
-    db.apply_batch(batch)
+    Ok(())
 }
 
 /// Where planning finds the ids already taken.
@@ -748,68 +824,66 @@ struct Recovery<'a> {
 
 impl Recovery<'_> {
     /// Applies the journal's commits that sled does not hold yet (it lost
-    /// the ones it had not flushed when the process stopped) and returns
-    /// the next sequence number.
+    /// the ones it had not flushed when the process stopped): the unbroken
+    /// run from sled's next commit. Returns the next sequence number.
+    /// `unfinished` is a multi-batch apply that was interrupted; its mark
+    /// stays until the caller has settled it.
     fn replay(
         &mut self,
         next_seq: u64,
-        contents: journal::Contents,
+        records: Vec<Record>,
+        unfinished: Option<u64>,
     ) -> Result<u64, StoreError> {
-        let missing: Vec<Record> = contents
-            .records
-            .into_iter()
-            .filter(|record| record.seq >= next_seq)
-            .collect();
-        let last_read = missing.last().map_or(next_seq, |record| record.seq + 1);
-        if let Some(later) = contents.later_seq.filter(|seq| *seq >= last_read) {
+        let mut expected = next_seq;
+        let mut run = Vec::new();
+        let mut beyond = None;
+        for record in records {
+            if record.seq == expected {
+                run.push(record);
+                expected += 1;
+            } else {
+                beyond = Some(record.seq);
+            }
+        }
+        if let Some(last) = beyond {
             self.lost(format!(
-                "the commit journal is damaged at byte {}: commits {last_read} to {later} \
-                 follow the damage and cannot be applied",
-                contents.end
+                "the commit journal lacks commit {expected} (damaged or cut short), so \
+                 the acknowledged commits after it, up to {last}, cannot be applied"
             ))?;
         }
-        let Some(first) = missing.first() else {
-            return Ok(next_seq);
-        };
-        if first.seq != next_seq {
-            self.lost(format!(
-                "the commit journal continues from commit {} but the database ends \
-                 before commit {next_seq}: the commits in between are lost",
-                first.seq
-            ))?;
+        if run.is_empty() {
             return Ok(next_seq);
         }
 
-        let commits = missing.len();
-        for record in missing {
-            apply_in_chunks(self.db, record.writes)?;
+        let commits = run.len();
+        for record in run {
+            apply_writes(self.db, record.writes, unfinished)?;
         }
         self.db.flush()?;
         tracing::info!(
             commits,
             "applied commits from the journal that sled had not written"
         );
-        Ok(last_read)
+        Ok(expected)
     }
 
-    /// Checks that sled holds no commit in part. One found with `recover`
-    /// is rolled back: its sales and ids are removed (the caller then
-    /// rebuilds the totals). Returns whether that happened.
-    fn finish_unfinished(&mut self, next_seq: u64) -> Result<bool, StoreError> {
-        let Some(target) = self.db.get(keys::META_APPLYING)? else {
+    /// Checks that sled holds no commit in part: an interrupted multi-batch
+    /// apply must have been completed by the journal. One that was not is
+    /// refused or, when recovering, rolled back: the sale groups and ids of
+    /// the unfinished commits are removed (the caller then rebuilds the
+    /// totals and clears the mark). Returns whether that happened.
+    fn roll_back_unfinished(
+        &mut self,
+        next_seq: u64,
+        unfinished: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let Some(target) = unfinished.filter(|target| *target > next_seq) else {
             return Ok(false);
         };
-        let target = read_u64(&target, keys::META_APPLYING)?;
-        if target <= next_seq {
-            // The journal completed them: sled holds them all now.
-            self.db.remove(keys::META_APPLYING)?;
-            self.db.flush()?;
-            return Ok(false);
-        }
         self.lost(format!(
             "the database holds part of commits {next_seq} to {} but the commit journal \
              that completes them is missing or damaged",
-            target.saturating_sub(1)
+            target - 1
         ))?;
 
         let mut removals = Vec::new();
@@ -831,12 +905,9 @@ impl Recovery<'_> {
             }
         }
         let removed = removals.len();
-        for chunk in removals.chunks(APPLY_CHUNK_KEYS) {
-            let mut batch = sled::Batch::default();
-            chunk.iter().for_each(|key| batch.remove(key));
-            self.db.apply_batch(batch)?;
+        for key in &removals {
+            self.db.remove(key)?;
         }
-        self.db.remove(keys::META_APPLYING)?;
         self.db.flush()?;
         self.notes.push(format!(
             "rolled back to commit {}: removed {removed} records of the unfinished commits; \
@@ -1052,15 +1123,19 @@ mod recovery_tests {
         store.commit_to_journal(&[wide_request("half")]).unwrap();
         let pending = std::mem::take(&mut store.pending);
         let writes: Vec<journal::Write> = pending.writes.into_iter().collect();
-        let mut first = sled::Batch::default();
-        first.insert(keys::META_APPLYING, &2u64.to_be_bytes());
-        for (key, value) in writes.into_iter().take(APPLY_CHUNK_KEYS) {
-            first.insert(key, value);
+        let first = &store.db;
+        first
+            .insert(keys::META_APPLYING, &2u64.to_be_bytes())
+            .unwrap();
+        for (key, value) in writes.into_iter().take(256) {
+            first.insert(key, value).unwrap();
         }
-        store.db.apply_batch(first).unwrap();
         store.db.flush().unwrap();
         drop(store);
-        std::fs::remove_file(journal::path_in(dir)).unwrap();
+        // The journal's records gone, the file still there.
+        let journal = journal::path_in(dir);
+        let size = std::fs::metadata(&journal).unwrap().len();
+        std::fs::write(&journal, vec![0u8; size as usize]).unwrap();
     }
 
     #[test]
@@ -1076,12 +1151,13 @@ mod recovery_tests {
         }
         let pending = std::mem::take(&mut store.pending);
         let writes: Vec<journal::Write> = pending.writes.into_iter().collect();
-        let mut first = sled::Batch::default();
-        first.insert(keys::META_APPLYING, &8u64.to_be_bytes());
-        for (key, value) in writes.into_iter().take(APPLY_CHUNK_KEYS) {
-            first.insert(key, value);
+        let first = &store.db;
+        first
+            .insert(keys::META_APPLYING, &8u64.to_be_bytes())
+            .unwrap();
+        for (key, value) in writes.into_iter().take(256) {
+            first.insert(key, value).unwrap();
         }
-        store.db.apply_batch(first).unwrap();
         drop(store);
 
         let reopened = Store::open(dir.path(), &options(false)).unwrap();
@@ -1091,6 +1167,52 @@ mod recovery_tests {
         assert_eq!(count, 400);
         assert_eq!(reopened.stored_totals().unwrap(), folded);
         assert_eq!(reopened.db.get(keys::META_APPLYING).unwrap(), None);
+    }
+
+    #[test]
+    fn replaying_a_wide_commit_keeps_the_mark_of_the_unfinished_ones_after_it() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut store = Store::open(dir.path(), &options(false)).unwrap();
+        // Commit 0 is wide (more than one sled batch); 1 and 2 are small.
+        store.commit_to_journal(&[wide_request("wide")]).unwrap();
+        for n in 1..=2 {
+            let small = WriteRequest::sales(
+                wide_request(&format!("small{n}")).sales[..5].to_vec(),
+            );
+            store.commit_to_journal(&[small]).unwrap();
+        }
+        let pending = std::mem::take(&mut store.pending);
+        let first = &store.db;
+        first
+            .insert(keys::META_APPLYING, &3u64.to_be_bytes())
+            .unwrap();
+        for (key, value) in pending.writes.into_iter().take(256) {
+            first.insert(key, value).unwrap();
+        }
+        drop(store);
+        // Keep commit 0's record only: zero from the second record on.
+        let journal = journal::path_in(dir.path());
+        let mut bytes = std::fs::read(&journal).unwrap();
+        let magic = bytes[..4].to_vec();
+        let second = (8..bytes.len())
+            .step_by(8)
+            .find(|&at| bytes[at..].starts_with(&magic))
+            .unwrap();
+        bytes[second..].fill(0);
+        std::fs::write(&journal, bytes).unwrap();
+
+        let error = Store::open(dir.path(), &options(false))
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("holds part of commits 1 to 2"),
+            "{error}"
+        );
+
+        let repaired = Store::open(dir.path(), &options(true)).unwrap();
+        let (folded, count) = repaired.fold_sales().unwrap();
+        assert_eq!(count, 400, "commit 0 applied, 1 and 2 rolled back");
+        assert_eq!(repaired.stored_totals().unwrap(), folded);
     }
 
     #[test]

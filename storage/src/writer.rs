@@ -93,8 +93,15 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("sales-writer".into())
             .spawn(move || {
-                let store = run(store, jobs, clock, &thread_health);
+                let mut store = run(store, jobs, clock, &thread_health);
                 thread_health.set_failed();
+                // Flushed here, not left to sled's `Drop`: when every handle
+                // is dropped without `close` (a runtime shutting down), the
+                // store is dropped on this thread, and sled's flush from its
+                // `Drop` was seen to hang forever while commits were pending.
+                if let Err(error) = store.flush() {
+                    tracing::error!(%error, "flushing the database after the last write failed");
+                }
                 store
             })
             .map_err(|error| {

@@ -183,7 +183,7 @@ fn a_journal_damaged_in_the_middle_is_refused_and_repair_keeps_what_it_can() {
     }
     copy_dir(&live, &crashed);
     drop(store);
-    // Damage the second record's payload: the third follows it.
+    // Damage the second record: the third follows it.
     let journal = crashed.join("commits.journal");
     let mut bytes = std::fs::read(&journal).unwrap();
     let second = bytes
@@ -199,7 +199,7 @@ fn a_journal_damaged_in_the_middle_is_refused_and_repair_keeps_what_it_can() {
     let error = Store::open(&crashed, &options(false))
         .err()
         .expect("refused");
-    assert!(error.to_string().contains("damaged at byte"), "{error}");
+    assert!(error.to_string().contains("lacks commit 1"), "{error}");
     assert!(error.to_string().contains("repair"), "{error}");
 
     let recovering = StoreOptions {
@@ -214,4 +214,58 @@ fn a_journal_damaged_in_the_middle_is_refused_and_repair_keeps_what_it_can() {
     drop(repaired);
     // Repaired for good: it opens normally afterwards.
     assert!(Store::open(&crashed, &options(false)).is_ok());
+}
+
+#[test]
+fn a_journal_lost_after_a_crash_is_refused_but_not_after_a_clean_close() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut store = Store::open(dir.path(), &options(false)).unwrap();
+    store
+        .commit(&[WriteRequest::sales(vec![sale("kiwi", 1, "2", "")])])
+        .unwrap();
+    drop(store);
+    let journal = dir.path().join("commits.journal");
+    std::fs::remove_file(&journal).unwrap();
+
+    let error = Store::open(dir.path(), &options(false))
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("journal is missing"), "{error}");
+
+    let recovering = StoreOptions {
+        recover: true,
+        ..options(false)
+    };
+    let mut store = Store::open(dir.path(), &recovering).unwrap();
+    assert_eq!(store.recovery_notes().len(), 1);
+    store.flush().unwrap();
+    drop(store);
+    std::fs::remove_file(&journal).unwrap();
+    let reopened = Store::open(dir.path(), &options(false)).unwrap();
+    assert_eq!(reopened.fold_sales().unwrap().1, 1);
+}
+
+#[test]
+fn a_journal_from_another_database_is_not_applied() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (one, other) = (dir.path().join("one"), dir.path().join("other"));
+    let mut first = Store::open(&one, &options(false)).unwrap();
+    first
+        .commit_to_journal(&[WriteRequest::sales(vec![sale("kiwi", 5, "1", "")])])
+        .unwrap();
+    let mut second = Store::open(&other, &options(false)).unwrap();
+    second
+        .commit(&[WriteRequest::sales(vec![sale("papaya", 1, "7.3", "")])])
+        .unwrap();
+    second.flush().unwrap();
+    drop(second);
+    std::fs::copy(one.join("commits.journal"), other.join("commits.journal")).unwrap();
+    drop(first);
+
+    let reopened = Store::open(&other, &options(false)).unwrap();
+
+    let (folded, count) = reopened.fold_sales().unwrap();
+    assert_eq!(count, 1);
+    assert!(folded.has_item(&Item::parse("papaya").unwrap()));
+    assert!(!folded.has_item(&Item::parse("kiwi").unwrap()));
 }
