@@ -1,7 +1,8 @@
 //! The key layout of the one sled tree the store uses.
 //!
-//! All data lives in one tree so that a commit is one atomic
-//! `apply_batch`; the first byte of a key says which kind of record it is:
+//! All data lives in one tree (a commit's atomicity comes from its journal
+//! record, and `rebuild` replaces the totals with one `apply_batch`); the
+//! first byte of a key says which kind of record it is:
 //!
 //! | prefix | key after the prefix                    | value                  |
 //! |--------|-----------------------------------------|------------------------|

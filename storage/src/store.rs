@@ -211,28 +211,12 @@ impl Store {
             true => Durability::PowerLoss,
             false => Durability::Device,
         };
-        let journal_error = |error: std::io::Error| match error.kind() {
-            std::io::ErrorKind::StorageFull => StoreError::Io(error.into()),
-            _ => StoreError::Journal {
-                path: journal::path_in(path).display().to_string(),
-                cause: error.to_string(),
-            },
-        };
-        let next_seq = match db.get(keys::META_NEXT_SEQ)? {
-            Some(bytes) => read_u64(&bytes, keys::META_NEXT_SEQ)?,
-            None => 0,
-        };
-        let journal_key = match db.get(keys::META_JOURNAL_KEY)? {
-            Some(bytes) => Some(read_u64(&bytes, keys::META_JOURNAL_KEY)?),
-            None => None,
-        };
-        let unfinished = match db.get(keys::META_APPLYING)? {
-            Some(bytes) => Some(read_u64(&bytes, keys::META_APPLYING)?),
-            None => None,
-        };
+        let next_seq = read_meta_u64(&db, keys::META_NEXT_SEQ)?.unwrap_or(0);
+        let journal_key = read_meta_u64(&db, keys::META_JOURNAL_KEY)?;
+        let unfinished = read_meta_u64(&db, keys::META_APPLYING)?;
         let clean = db.get(keys::META_CLEAN)?.is_some();
         let records = journal::read(path, journal_key.unwrap_or(0), next_seq)
-            .map_err(journal_error)?;
+            .map_err(|error| journal_error(path, error))?;
 
         let mut recovery_notes = Vec::new();
         let mut recovery = Recovery {
@@ -291,12 +275,8 @@ impl Store {
         // nobody needs, while the other order would leave a database that
         // expects a journal that is not there.
         let key = journal::new_key();
-        let journal = Journal::prepare(path, durability, key).map_err(|error| {
-            StoreError::Journal {
-                path: journal::path_in(path).display().to_string(),
-                cause: error.to_string(),
-            }
-        })?;
+        let journal = Journal::prepare(path, durability, key)
+            .map_err(|error| journal_error(path, error))?;
         self.db.insert(keys::META_JOURNAL_KEY, &key.to_be_bytes())?;
         self.db.remove(keys::META_CLEAN)?;
         if clear_unfinished {
@@ -308,6 +288,13 @@ impl Store {
         }
         self.journal = Some(journal);
         Ok(())
+    }
+
+    /// The journal; opening always sets it before it returns the store.
+    fn journal_mut(&mut self) -> Result<&mut Journal, StoreError> {
+        self.journal.as_mut().ok_or_else(|| {
+            StoreError::WriteFailed("the commit journal is not open".into())
+        })
     }
 
     /// What opening with [`StoreOptions::recover`] gave up; empty when
@@ -377,21 +364,13 @@ impl Store {
         let writes = plan.finish(&current);
         drop(current);
 
-        let Some(journal) = &self.journal else {
-            return Err(StoreError::WriteFailed(
-                "the commit journal is not open".into(),
-            ));
-        };
-        let record = journal.encode(seq, &writes);
-        if !journal.has_room(record.len()) {
+        let record = self.journal_mut()?.encode(seq, &writes);
+        if !self.journal_mut()?.has_room(record.len()) {
             self.apply_pending()?;
             self.checkpoint()?;
         }
         let writing = std::time::Instant::now();
-        let appended = match &mut self.journal {
-            Some(journal) => journal.append(&record),
-            None => Err(std::io::Error::other("the commit journal is not open")),
-        };
+        let appended = self.journal_mut()?.append(&record);
         appended.map_err(|error| self.fail(error.into()))?;
         tracing::debug!(
             sales = plan.stored,
@@ -966,6 +945,22 @@ fn corrupt(key: &[u8], error: codec::Malformed) -> StoreError {
     }
 }
 
+/// A journal file that cannot be used; a full disk is said as such.
+fn journal_error(dir: &Path, error: std::io::Error) -> StoreError {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull => StoreError::Io(error.into()),
+        _ => StoreError::Journal {
+            path: journal::path_in(dir).display().to_string(),
+            cause: error.to_string(),
+        },
+    }
+}
+
+/// A number kept under a `M` key, if the key is there.
+fn read_meta_u64(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    db.get(key)?.map(|bytes| read_u64(&bytes, key)).transpose()
+}
+
 fn read_u64(bytes: &[u8], key: &[u8]) -> Result<u64, StoreError> {
     let array: [u8; 8] = bytes
         .try_into()
@@ -1115,21 +1110,27 @@ mod recovery_tests {
         WriteRequest::sales(sales)
     }
 
+    /// Applies, as an interrupted apply would have, the mark (ending at
+    /// `mark`) and the first 256 of the pending writes, which are then
+    /// forgotten: sled holds part of them, the journal all of them.
+    fn apply_first_writes(store: &mut Store, mark: u64) {
+        let pending = std::mem::take(&mut store.pending);
+        store
+            .db
+            .insert(keys::META_APPLYING, &mark.to_be_bytes())
+            .unwrap();
+        for (key, value) in pending.writes.into_iter().take(256) {
+            store.db.insert(key, value).unwrap();
+        }
+    }
+
     /// sled holding the first batch of a commit applied in several, as a
     /// crash leaves it, with the journal that would complete it gone.
     fn half_applied_without_journal(dir: &Path) {
         let mut store = Store::open(dir, &options(false)).unwrap();
         store.commit(&[wide_request("whole")]).unwrap();
         store.commit_to_journal(&[wide_request("half")]).unwrap();
-        let pending = std::mem::take(&mut store.pending);
-        let writes: Vec<journal::Write> = pending.writes.into_iter().collect();
-        let first = &store.db;
-        first
-            .insert(keys::META_APPLYING, &2u64.to_be_bytes())
-            .unwrap();
-        for (key, value) in writes.into_iter().take(256) {
-            first.insert(key, value).unwrap();
-        }
+        apply_first_writes(&mut store, 2);
         store.db.flush().unwrap();
         drop(store);
         // The journal's records gone, the file still there.
@@ -1149,15 +1150,7 @@ mod recovery_tests {
             let part = WriteRequest::sales(part.to_vec());
             store.commit_to_journal(&[part]).unwrap();
         }
-        let pending = std::mem::take(&mut store.pending);
-        let writes: Vec<journal::Write> = pending.writes.into_iter().collect();
-        let first = &store.db;
-        first
-            .insert(keys::META_APPLYING, &8u64.to_be_bytes())
-            .unwrap();
-        for (key, value) in writes.into_iter().take(256) {
-            first.insert(key, value).unwrap();
-        }
+        apply_first_writes(&mut store, 8);
         drop(store);
 
         let reopened = Store::open(dir.path(), &options(false)).unwrap();
@@ -1181,14 +1174,7 @@ mod recovery_tests {
             );
             store.commit_to_journal(&[small]).unwrap();
         }
-        let pending = std::mem::take(&mut store.pending);
-        let first = &store.db;
-        first
-            .insert(keys::META_APPLYING, &3u64.to_be_bytes())
-            .unwrap();
-        for (key, value) in pending.writes.into_iter().take(256) {
-            first.insert(key, value).unwrap();
-        }
+        apply_first_writes(&mut store, 3);
         drop(store);
         // Keep commit 0's record only: zero from the second record on.
         let journal = journal::path_in(dir.path());

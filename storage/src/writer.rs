@@ -48,7 +48,7 @@ enum Job {
 /// thread to stop when every handle is gone.
 pub struct Writer {
     handle: WriterHandle,
-    thread: JoinHandle<Store>,
+    thread: JoinHandle<Result<Store, StoreError>>,
     statistics: SharedStatistics,
     health: WriterHealth,
 }
@@ -99,10 +99,11 @@ impl Writer {
                 // is dropped without `close` (a runtime shutting down), the
                 // store is dropped on this thread, and sled's flush from its
                 // `Drop` was seen to hang forever while commits were pending.
-                if let Err(error) = store.flush() {
+                let flushed = store.flush();
+                if let Err(error) = &flushed {
                     tracing::error!(%error, "flushing the database after the last write failed");
                 }
-                store
+                flushed.map(|()| store)
             })
             .map_err(|error| {
                 StoreError::WriteFailed(format!("cannot start writer: {error}"))
@@ -137,12 +138,9 @@ impl Writer {
         // If the queue is full this waits for room; the thread is draining it.
         let _ = self.handle.queue.blocking_send(Job::Stop);
         drop(self.handle);
-        let mut store = self
-            .thread
+        self.thread
             .join()
-            .map_err(|_| StoreError::WriteFailed("the writer thread panicked".into()))?;
-        store.flush()?;
-        Ok(store)
+            .map_err(|_| StoreError::WriteFailed("the writer thread panicked".into()))?
     }
 }
 
@@ -186,6 +184,9 @@ fn run(
 ) -> Store {
     let mut stopping = false;
     while !stopping {
+        if store.has_failed() {
+            health.set_failed();
+        }
         let next = match store.pending_writes() {
             0 => jobs.blocking_recv(),
             _ => match clock.block_on(async {
@@ -194,9 +195,6 @@ fn run(
                 Ok(job) => job,
                 Err(_idle) => {
                     apply_pending(&mut store);
-                    if store.has_failed() {
-                        health.set_failed();
-                    }
                     continue;
                 }
             },
@@ -230,9 +228,6 @@ fn run(
         }
         if store.pending_writes() >= APPLY_AFTER_WRITES {
             apply_pending(&mut store);
-        }
-        if store.has_failed() {
-            health.set_failed();
         }
     }
     store
