@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
 use sales_storage::documents::SaleDocument;
 use sales_storage::import::{collect_files, file_id, sale_id, seed_layout_id};
+use sales_storage::readahead::visit_files;
 use sales_storage::{NewSale, Rejection, SaleId};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -169,13 +171,14 @@ impl Reader {
                 ),
             });
         }
-        for file in files {
-            let id = format!("{}{}", self.id_prefix, file_id(dir, &file));
-            if !self.read_file(&file, Some(&id)) {
-                return false;
+        let stopped = visit_files(&files, |file| {
+            let id = format!("{}{}", self.id_prefix, file_id(dir, file));
+            match self.read_file(file, Some(&id)) {
+                true => ControlFlow::Continue(()),
+                false => ControlFlow::Break(()),
             }
-        }
-        true
+        });
+        stopped.is_none()
     }
 
     /// Parses one stream of JSON. `id`, when given, names the stream's

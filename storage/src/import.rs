@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, BufRead, BufReader};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::documents::SaleDocument;
 use crate::error::{Rejection, StoreError};
 use crate::json::parse_legacy_sale;
+use crate::readahead::visit_files;
 use crate::sale::{NewSale, SaleId};
 use crate::store::{Outcome, WriteRequest};
 use crate::writer::{wait_blocking, WriteResult, WriterHandle};
@@ -173,10 +175,16 @@ pub fn import_directory(
     files.sort();
 
     let mut pipeline = Pipeline::new(writer);
-    for path in &files {
+    let failed = visit_files(&files, |path| {
         report.files += 1;
         let id = format!("{id_prefix}{}", file_id(dir, path));
-        import_file(path, &id, &mut pipeline, &mut report)?;
+        match import_file(path, &id, &mut pipeline, &mut report) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(error) => ControlFlow::Break(error),
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error.into());
     }
     pipeline.finish(&mut report)?;
     report.elapsed = started.elapsed();

@@ -27,6 +27,7 @@ mod keys;
 pub mod migrate;
 mod money;
 mod quantity;
+pub mod readahead;
 mod sale;
 mod store;
 mod writer;
