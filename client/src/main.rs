@@ -326,10 +326,22 @@ impl Sender {
                 self.summary.server_error =
                     Some(format!("the server refused the token: {} (set --token or SALES_INGEST_TOKEN)", status.message()));
             }
+            _ if send::is_transient(status) => {
+                self.summary.unsent += sales;
+                self.summary.server_error = Some(format!(
+                    "cannot reach the server at {}, or it went away: {} ({:?}); \
+                     is it running? Set --server or SALES_SERVER, or wait longer with --retry-secs",
+                    self.server,
+                    status.message(),
+                    status.code()
+                ));
+            }
             _ => {
                 self.summary.unsent += sales;
                 self.summary.server_error = Some(format!(
-                    "cannot store sales at {}: {} ({:?}); is the server running? Set --server or SALES_SERVER",
+                    "the server at {} failed to store sales: {} ({:?}); its log says why \
+                     (a full disk, say). Once it is fixed, run the same command again: \
+                     sales already stored count as duplicates",
                     self.server,
                     status.message(),
                     status.code()

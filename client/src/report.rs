@@ -16,7 +16,8 @@ pub(crate) mod exit {
     pub(crate) const REFUSED: u8 = 1;
     /// Bad arguments or an unreadable input.
     pub(crate) const USAGE: u8 = 2;
-    /// The server could not be reached or failed; some sales may be unsent.
+    /// The server could not be reached or failed; some sales may not be
+    /// stored.
     pub(crate) const SERVER: u8 = 3;
 }
 
@@ -30,6 +31,7 @@ pub(crate) struct Summary {
     pub(crate) stored: u64,
     pub(crate) duplicates: u64,
     pub(crate) refused: u64,
+    /// Sales not sent, or sent without an answer saying they were stored.
     pub(crate) unsent: u64,
     pub(crate) refusals: Vec<String>,
     pub(crate) unreadable: Vec<String>,
@@ -70,7 +72,7 @@ impl Summary {
             self.sent, self.stored, self.duplicates, self.refused
         );
         if self.unsent > 0 {
-            line.push_str(&format!(", {} not sent", self.unsent));
+            line.push_str(&format!(", {} not confirmed stored", self.unsent));
         }
         eprintln!("{line}");
 

@@ -162,7 +162,7 @@ impl Connection {
 }
 
 /// Failures worth retrying: the server is restarting or unreachable.
-fn is_transient(status: &Status) -> bool {
+pub(crate) fn is_transient(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::Unavailable

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use sales_proto::v1::sales_ingest_server::{SalesIngest, SalesIngestServer};
+use sales_proto::v1::{RecordSaleReply, RecordSaleRequest, SaleBatch, StreamSalesReply};
 use sales_server::testing::{ServerProcess, TestServer};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -199,11 +201,16 @@ async fn an_unreachable_server_exits_3_with_advice() {
 
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
-        run.stderr.contains("is the server running?"),
+        run.stderr.contains("cannot reach the server")
+            && run.stderr.contains("is it running?"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("1 not sent"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 not confirmed stored"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
@@ -449,4 +456,64 @@ async fn long_names_and_ids_are_split_into_batches_under_the_message_limit() {
         revenue(&server.statistics().await.unwrap(), &item),
         "10000.0"
     );
+}
+
+/// A server that takes every call and fails it as a server with a full
+/// disk does: `INTERNAL`, after reading what was sent.
+struct FailingServer;
+
+#[tonic::async_trait]
+impl SalesIngest for FailingServer {
+    async fn record_sale(
+        &self,
+        _request: tonic::Request<RecordSaleRequest>,
+    ) -> Result<tonic::Response<RecordSaleReply>, tonic::Status> {
+        Err(tonic::Status::internal("writing to the disk failed"))
+    }
+
+    async fn stream_sales(
+        &self,
+        request: tonic::Request<tonic::Streaming<SaleBatch>>,
+    ) -> Result<tonic::Response<StreamSalesReply>, tonic::Status> {
+        let mut batches = request.into_inner();
+        while batches.message().await?.is_some() {}
+        Err(tonic::Status::internal("writing to the disk failed"))
+    }
+}
+
+async fn start_failing_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SalesIngestServer::new(FailingServer))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    url
+}
+
+#[tokio::test]
+async fn a_failing_server_is_told_apart_from_an_unreachable_one() {
+    let url = start_failing_server().await;
+    let three = format!("{PAPAYA}\n{PAPAYA}\n{PAPAYA}\n");
+
+    for (input, unconfirmed) in [(PAPAYA.to_string(), 1), (three, 3)] {
+        let run = run_client(&["--server", &url, "--retry-secs", "1"], &input).await;
+
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("failed to store sales: writing to the disk failed"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("its log says why"), "{}", run.stderr);
+        assert!(!run.stderr.contains("cannot reach"), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("sent 0: 0 stored, 0 duplicates, 0 refused, {unconfirmed} not confirmed stored")),
+            "{}",
+            run.stderr
+        );
+    }
 }

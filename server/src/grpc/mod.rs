@@ -25,7 +25,7 @@ pub(crate) fn invalid(rejection: &Rejection) -> Status {
 
 /// A store failure: the sender is not at fault, so the reply says only
 /// that the sale was not stored; the cause goes to the log once.
-pub(crate) fn unavailable(error: StoreError) -> Status {
+pub(crate) fn store_failure(error: StoreError) -> Status {
     match error {
         StoreError::ShuttingDown => Status::unavailable(
             "the server is shutting down; retry against the new instance",
@@ -37,6 +37,18 @@ pub(crate) fn unavailable(error: StoreError) -> Status {
             )
         }
     }
+}
+
+/// A store failure in the middle of a stream: earlier batches of the same
+/// stream may be stored, so "nothing was recorded" would be wrong.
+pub(crate) fn stream_failure(error: StoreError, stored_before: u64) -> Status {
+    let status = store_failure(error);
+    let message = format!(
+        "the server stopped storing this stream's sales after storing \
+         {stored_before} of them; later ones may or may not be stored, and \
+         sending them again counts those that are as duplicates"
+    );
+    Status::new(status.code(), message)
 }
 
 /// Why a sale of a new item was refused when the store is full of items.
@@ -108,6 +120,19 @@ fn constant_time_equal(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_failure_says_how_many_sales_were_stored_and_hides_the_cause() {
+        let stopping = stream_failure(StoreError::ShuttingDown, 8_192);
+        assert_eq!(stopping.code(), Code::Unavailable);
+        assert!(stopping.message().contains("after storing 8192 of them"));
+
+        let failed =
+            stream_failure(StoreError::WriteFailed("/srv/db: disk full".into()), 0);
+        assert_eq!(failed.code(), Code::Internal);
+        assert!(failed.message().contains("after storing 0 of them"));
+        assert!(!failed.message().contains("/srv/db"));
+    }
 
     #[test]
     fn tokens_compare_exactly() {

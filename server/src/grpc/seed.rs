@@ -10,7 +10,7 @@ use sales_storage::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{invalid, too_many_items, unavailable};
+use super::{invalid, store_failure, too_many_items};
 
 pub(crate) struct SeedService {
     writer: WriterHandle,
@@ -52,7 +52,7 @@ impl SalesService for SeedService {
 
         let item = sale.item.to_string();
         let request = WriteRequest::sales(vec![NewSale { sale, id: None }]);
-        let outcomes = self.writer.write(request).await.map_err(unavailable)?;
+        let outcomes = self.writer.write(request).await.map_err(store_failure)?;
         if outcomes.contains(&Outcome::TooManyItems) {
             return Err(too_many_items(&item));
         }

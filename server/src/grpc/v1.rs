@@ -13,7 +13,7 @@ use sales_storage::{
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{invalid, too_many_items, unavailable, ITEM_LIMIT_RULE};
+use super::{invalid, store_failure, stream_failure, too_many_items, ITEM_LIMIT_RULE};
 
 /// Batches of one stream being written at once: enough to keep the writer
 /// busy while the next batch is decoded, few enough to bound memory.
@@ -57,7 +57,7 @@ impl SalesIngest for IngestService {
             .writer
             .write(WriteRequest::sales(vec![new]))
             .await
-            .map_err(unavailable)?;
+            .map_err(store_failure)?;
         let outcome = match outcomes.first() {
             Some(Outcome::Stored) => WireOutcome::Stored,
             Some(Outcome::Duplicate) => WireOutcome::Duplicate,
@@ -189,7 +189,7 @@ async fn finish_batch(
         .task
         .await
         .map_err(|_| Status::internal("the write task failed"))?
-        .map_err(unavailable)?;
+        .map_err(|error| stream_failure(error, tally.reply.stored))?;
     for (position, outcome) in pending.positions.into_iter().zip(outcomes) {
         match outcome {
             Outcome::Stored => tally.reply.stored += 1,
