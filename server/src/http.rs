@@ -20,8 +20,7 @@ pub(crate) fn server(
         App::new()
             .app_data(statistics.clone())
             .app_data(health.clone())
-            .service(read_only("/sales_statistics", sales_statistics))
-            .service(read_only("/healthz", healthz))
+            .configure(routes)
     })
     .workers(workers.max(1))
     .disable_signals()
@@ -29,6 +28,14 @@ pub(crate) fn server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The API's resources; they expect the statistics and the writer's
+/// health as app data.
+fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(read_only("/sales_statistics", sales_statistics))
+        .service(read_only("/healthz", healthz));
 }
 
 /// A resource answering GET and HEAD; other methods get 405 with `Allow`.
@@ -70,4 +77,42 @@ async fn healthz(health: web::Data<WriterHealth>) -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .content_type("text/plain")
         .body("failing: a write to the database failed and writes are refused; restart the server (see its log)\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{http::StatusCode, test};
+    use sales_storage::{Store, StoreOptions, Writer};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn healthz_answers_503_once_the_writer_takes_no_more_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let writer = Writer::start(store).unwrap();
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(writer.statistics()))
+                .app_data(web::Data::new(writer.health()))
+                .configure(routes),
+        )
+        .await;
+        let healthz = || test::TestRequest::get().uri("/healthz").to_request();
+
+        let healthy = test::call_service(&app, healthz()).await;
+        assert_eq!(healthy.status(), StatusCode::OK);
+        assert_eq!(test::read_body(healthy).await, "ok\n");
+
+        // A failed write and a stopped writer thread report the same way.
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap()
+            .unwrap();
+        let failing = test::call_service(&app, healthz()).await;
+        assert_eq!(failing.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = test::read_body(failing).await;
+        assert!(String::from_utf8_lossy(&body).contains("restart the server"));
+    }
 }
