@@ -204,7 +204,7 @@ impl Sender {
                 self.summary.refuse(&place, &rejection.to_string())
             }
             Event::Skipped { dir, files } => self.summary.skipped.push(format!(
-                "{dir}: skipped {files} files that are not .json or .ndjson"
+                "{dir}: skipped {files} files that are not regular .json or .ndjson files"
             )),
             Event::Unreadable { place, error } => {
                 self.summary.unreadable.push(format!("{place}: {error}"))

@@ -84,6 +84,12 @@ fn an_import_directory_with_junk_refuses_it_by_file_and_keeps_the_rest() {
     )
     .unwrap();
     std::fs::write(data.join("README.txt"), "notes").unwrap();
+    // Opening a FIFO would wait for a writer forever.
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(day.join("00005.json"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
     let db = dir.path().join("db");
 
     let run = tool(&db, &["import", data.to_str().unwrap()]);
@@ -100,7 +106,8 @@ fn an_import_directory_with_junk_refuses_it_by_file_and_keeps_the_rest() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("skipped 1 files that are not .json"),
+        run.stdout
+            .contains("skipped 2 files that are not regular .json or .ndjson files"),
         "{}",
         run.stdout
     );

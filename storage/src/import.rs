@@ -51,7 +51,8 @@ pub struct ImportReport {
     /// Sales refused because their item would exceed the store's item
     /// limit (counted in `rejected` too).
     pub over_item_limit: u64,
-    /// Files passed over because they are not `.json` files.
+    /// Files passed over because they are not regular `.json` or `.ndjson`
+    /// files.
     pub skipped_files: Vec<PathBuf>,
     /// Legacy prices recovered from their float form (7.300000190734863
     /// read as 7.3).
@@ -309,6 +310,8 @@ pub fn is_sale_file(path: &Path) -> bool {
 
 /// Lists the sale files below `dir`, following symbolic links but visiting
 /// each real directory once, so that a link loop cannot recurse forever.
+/// Anything that is not a regular `.json` or `.ndjson` file goes to
+/// `skipped`.
 pub fn collect_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
@@ -325,12 +328,14 @@ pub fn collect_files(
     for entry in fs::read_dir(dir).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
         // Follows symbolic links; a dangling one is refused as a file later.
-        if path.is_dir() {
-            collect_files(&path, files, skipped, visited)?;
-        } else if is_sale_file(&path) {
-            files.push(path);
-        } else {
-            skipped.push(path);
+        match fs::metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {
+                collect_files(&path, files, skipped, visited)?;
+            }
+            // A FIFO, socket or device: opening one can wait forever.
+            Ok(metadata) if !metadata.is_file() => skipped.push(path),
+            _ if is_sale_file(&path) => files.push(path),
+            _ => skipped.push(path),
         }
     }
     Ok(())

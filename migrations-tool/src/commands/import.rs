@@ -69,7 +69,7 @@ fn print_report(report: &ImportReport) -> u8 {
     }
     if !report.skipped_files.is_empty() {
         say!(
-            "skipped {} files that are not .json or .ndjson:",
+            "skipped {} files that are not regular .json or .ndjson files:",
             report.skipped_files.len()
         );
         for file in report.skipped_files.iter().take(20) {
