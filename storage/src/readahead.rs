@@ -37,6 +37,9 @@ pub fn visit_files<B>(
         for _ in 0..READERS.min(files.len().saturating_sub(1)) {
             scope.spawn(|| read_ahead(files, &progress));
         }
+        // Dropped when the visit ends, even by a panic, so that the
+        // readers never wait for a visitor that is gone.
+        let _stop_readers = StopReaders(&progress);
         let mut stopped = None;
         for (index, path) in files.iter().enumerate() {
             if let ControlFlow::Break(value) = visit(path) {
@@ -50,9 +53,16 @@ pub fn visit_files<B>(
                 progress.visited(index + 1);
             }
         }
-        progress.visited(usize::MAX);
         stopped
     })
+}
+
+struct StopReaders<'a>(&'a Progress);
+
+impl Drop for StopReaders<'_> {
+    fn drop(&mut self) {
+        self.0.visited(usize::MAX);
+    }
 }
 
 /// Shared between the visitor and the readers.
@@ -153,6 +163,19 @@ mod tests {
         });
         assert_eq!(stopped, Some("stopped at 120"));
         assert_eq!(count, 121);
+    }
+
+    #[test]
+    fn a_panicking_visitor_does_not_leave_the_readers_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> =
+            (0..200).map(|n| dir.path().join(format!("{n}"))).collect();
+
+        let visit = std::panic::catch_unwind(|| {
+            visit_files::<()>(&files, |_| panic!("a bug in the visitor"))
+        });
+
+        assert!(visit.is_err());
     }
 
     #[test]
