@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use sales_proto::stream_failure;
 use sales_proto::v1::{Outcome as WireOutcome, SaleBatch, StreamSalesReply};
 use tokio::task::JoinHandle;
 
@@ -52,6 +53,12 @@ struct Cli {
     /// seconds before giving up.
     #[arg(long, default_value_t = 30)]
     retry_secs: u64,
+
+    /// Give up on a call that gets no answer for this many seconds, and
+    /// retry it (a server that is frozen, or a network that drops packets).
+    /// A call carries at most 16,384 sales.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_secs: u64,
 
     /// Never show a progress bar.
     #[arg(long)]
@@ -97,6 +104,7 @@ async fn run(cli: Cli) -> u8 {
         &server,
         cli.token.as_deref(),
         Duration::from_secs(cli.retry_secs),
+        Duration::from_secs(cli.timeout_secs),
     ) {
         Ok(connection) => connection,
         Err(error) => {
@@ -132,7 +140,14 @@ async fn run(cli: Cli) -> u8 {
     while let Some(event) = received.recv().await {
         sender.handle(event).await;
         progress.message(sender.summary.sent, sender.summary.stored);
+        if sender.summary.server_error.is_some() {
+            // Gave up on the server: reading on would only count sales
+            // that cannot be sent. Closing the channel stops the reader.
+            sender.summary.stopped_reading = true;
+            break;
+        }
     }
+    drop(received);
     let _ = reading.await;
     sender.finish().await;
     progress.finish();
@@ -229,6 +244,14 @@ impl Sender {
             let oldest = self.streams.remove(0);
             self.collect(oldest).await;
         }
+        if self.summary.server_error.is_some() {
+            // Each further call would wait for the same failing server.
+            self.summary.unsent += window
+                .iter()
+                .map(|batch| batch.wire.sales.len() as u64)
+                .sum::<u64>();
+            return;
+        }
         let (batches, places): (Vec<SaleBatch>, Vec<Vec<Place>>) = window
             .into_iter()
             .map(|batch| (batch.wire, batch.places))
@@ -308,8 +331,23 @@ impl Sender {
                 self.summary.refused += unlisted;
             }
             Err(status) => {
+                // What the stream settled before failing, when the server
+                // says so: those sales are not among the unconfirmed.
+                let settled = |key| {
+                    status
+                        .metadata()
+                        .get(key)
+                        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let stored = settled(stream_failure::STORED);
+                let duplicates = settled(stream_failure::DUPLICATES);
+                let settled = (stored + duplicates).min(sales);
+                self.summary.sent += settled;
+                self.summary.stored += stored.min(settled);
+                self.summary.duplicates += settled - stored.min(settled);
                 let place = places.first().map(Place::to_string).unwrap_or_default();
-                self.server_refused(&place, &status, sales);
+                self.server_refused(&place, &status, sales - settled);
             }
         }
     }

@@ -37,6 +37,8 @@ pub(crate) struct Summary {
     pub(crate) unreadable: Vec<String>,
     pub(crate) skipped: Vec<String>,
     pub(crate) server_error: Option<String>,
+    /// The run gave up on the server before the end of its input.
+    pub(crate) stopped_reading: bool,
 }
 
 impl Summary {
@@ -73,6 +75,9 @@ impl Summary {
         );
         if self.unsent > 0 {
             line.push_str(&format!(", {} not confirmed stored", self.unsent));
+        }
+        if self.stopped_reading {
+            line.push_str("; the rest of the input was not read");
         }
         eprintln!("{line}");
 

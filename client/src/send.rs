@@ -66,6 +66,7 @@ impl Connection {
         server: &str,
         token: Option<&str>,
         retry_for: Duration,
+        call_timeout: Duration,
     ) -> anyhow::Result<Connection> {
         if server.starts_with("https://") {
             anyhow::bail!(
@@ -79,7 +80,15 @@ impl Connection {
                 anyhow::anyhow!("--server {server:?} is not a valid URL: {error}")
             })?
             .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Without an answer, a call would wait forever on a server that
+            // accepted the connection and then froze.
+            .timeout(call_timeout)
+            // Pings notice a dead server or network sooner, even while a
+            // long stream is being sent.
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
         // An empty SALES_INGEST_TOKEN (as compose passes when unset) means none.
         let token = match token.filter(|token| !token.is_empty()) {
             Some(token) => Some(

@@ -16,3 +16,12 @@ pub mod seed {
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/sales.v1.rs"));
 }
+
+/// Metadata of a `StreamSales` error: how many of the stream's sales were
+/// stored, and how many were duplicates, before storing failed.
+pub mod stream_failure {
+    /// Sales of the stream newly stored before the failure.
+    pub const STORED: &str = "sales-stored";
+    /// Sales of the stream found already stored before the failure.
+    pub const DUPLICATES: &str = "sales-duplicates";
+}

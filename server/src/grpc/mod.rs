@@ -5,6 +5,7 @@
 mod seed;
 mod v1;
 
+use sales_proto::stream_failure;
 use sales_storage::{Rejection, StoreError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -40,15 +41,20 @@ pub(crate) fn store_failure(error: StoreError) -> Status {
 }
 
 /// A store failure in the middle of a stream: earlier batches of the same
-/// stream may be stored, so "nothing was recorded" would be wrong.
-pub(crate) fn stream_failure(error: StoreError, stored_before: u64) -> Status {
+/// stream may be stored, so "nothing was recorded" would be wrong. The
+/// counts also go in metadata, for clients to add up.
+pub(crate) fn stream_failure(error: StoreError, stored: u64, duplicates: u64) -> Status {
     let status = store_failure(error);
     let message = format!(
         "the server stopped storing this stream's sales after storing \
-         {stored_before} of them; later ones may or may not be stored, and \
+         {stored} of them; later ones may or may not be stored, and \
          sending them again counts those that are as duplicates"
     );
-    Status::new(status.code(), message)
+    let mut status = Status::new(status.code(), message);
+    let metadata = status.metadata_mut();
+    metadata.insert(stream_failure::STORED, stored.into());
+    metadata.insert(stream_failure::DUPLICATES, duplicates.into());
+    status
 }
 
 /// Why a sale of a new item was refused when the store is full of items.

@@ -189,7 +189,9 @@ async fn finish_batch(
         .task
         .await
         .map_err(|_| Status::internal("the write task failed"))?
-        .map_err(|error| stream_failure(error, tally.reply.stored))?;
+        .map_err(|error| {
+            stream_failure(error, tally.reply.stored, tally.reply.duplicates)
+        })?;
     for (position, outcome) in pending.positions.into_iter().zip(outcomes) {
         match outcome {
             Outcome::Stored => tally.reply.stored += 1,
