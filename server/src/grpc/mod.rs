@@ -129,12 +129,15 @@ mod tests {
 
     #[test]
     fn a_stream_failure_says_how_many_sales_were_stored_and_hides_the_cause() {
-        let stopping = stream_failure(StoreError::ShuttingDown, 8_192);
+        let stopping = stream_failure(StoreError::ShuttingDown, 8_192, 4_096);
         assert_eq!(stopping.code(), Code::Unavailable);
         assert!(stopping.message().contains("after storing 8192 of them"));
+        let metadata = stopping.metadata();
+        assert_eq!(metadata.get(stream_failure::STORED).unwrap(), "8192");
+        assert_eq!(metadata.get(stream_failure::DUPLICATES).unwrap(), "4096");
 
         let failed =
-            stream_failure(StoreError::WriteFailed("/srv/db: disk full".into()), 0);
+            stream_failure(StoreError::WriteFailed("/srv/db: disk full".into()), 0, 0);
         assert_eq!(failed.code(), Code::Internal);
         assert!(failed.message().contains("after storing 0 of them"));
         assert!(!failed.message().contains("/srv/db"));
