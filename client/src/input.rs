@@ -5,7 +5,6 @@
 //! from (`file:line`), so that a refusal by the server can be reported
 //! where the user can fix it. Invalid sales never leave the machine.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::ops::ControlFlow;
@@ -15,7 +14,8 @@ use std::sync::Arc;
 
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
 use sales_storage::documents::SaleDocument;
-use sales_storage::import::{collect_files, file_id, sale_id, seed_layout_id};
+use sales_storage::import::{file_id, sale_id, seed_layout_id};
+use sales_storage::listing::{list_sale_files, open_regular};
 use sales_storage::readahead::visit_files;
 use sales_storage::{NewSale, Rejection, SaleId};
 use xxhash_rust::xxh3::Xxh3;
@@ -131,6 +131,19 @@ impl Reader {
         self.flush();
     }
 
+    /// A file found in a directory: only a regular file is read.
+    fn read_listed_file(&mut self, path: &Path, id: &str) -> bool {
+        match open_regular(path) {
+            Ok(file) => self.read_stream(file, &path.display().to_string(), Some(id)),
+            Err(error) => self.emit(Event::Unreadable {
+                place: path.display().to_string(),
+                error: error.to_string(),
+            }),
+        }
+    }
+
+    /// A file named on the command line, which may be a pipe
+    /// (`<(zcat sales.gz)`).
     fn read_file(&mut self, path: &Path, id: Option<&str>) -> bool {
         match File::open(path) {
             Ok(file) => self.read_stream(file, &path.display().to_string(), id),
@@ -142,25 +155,34 @@ impl Reader {
     }
 
     fn read_directory(&mut self, dir: &Path) -> bool {
-        let (mut files, mut skipped) = (Vec::new(), Vec::new());
-        if let Err(error) =
-            collect_files(dir, &mut files, &mut skipped, &mut HashSet::new())
-        {
-            return self.emit(Event::Unreadable {
-                place: dir.display().to_string(),
-                error: format!("{error:#}"),
-            });
+        let listing = match list_sale_files(dir) {
+            Ok(listing) => listing,
+            Err(error) => {
+                return self.emit(Event::Unreadable {
+                    place: dir.display().to_string(),
+                    error: error_chain(&error),
+                })
+            }
+        };
+        for (path, error) in &listing.unreadable {
+            let unreadable = Event::Unreadable {
+                place: path.display().to_string(),
+                error: error.to_string(),
+            };
+            if !self.emit(unreadable) {
+                return false;
+            }
         }
-        files.sort();
-        if !skipped.is_empty() {
+        if !listing.skipped.is_empty() {
             let dir = dir.display().to_string();
             if !self.emit(Event::Skipped {
                 dir,
-                files: skipped.len(),
+                files: listing.skipped.len(),
             }) {
                 return false;
             }
         }
+        let files = listing.files;
         if files.is_empty() {
             return self.emit(Event::Refused {
                 place: dir.display().to_string(),
@@ -173,7 +195,7 @@ impl Reader {
         }
         let stopped = visit_files(&files, |file| {
             let id = format!("{}{}", self.id_prefix, file_id(dir, file));
-            match self.read_file(file, Some(&id)) {
+            match self.read_listed_file(file, &id) {
                 true => ControlFlow::Continue(()),
                 false => ControlFlow::Break(()),
             }
@@ -326,9 +348,9 @@ pub(crate) fn total_bytes(sources: &[Source]) -> Option<u64> {
                 total += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
             }
             Source::Directory(dir) => {
-                let (mut files, mut skipped) = (Vec::new(), Vec::new());
-                collect_files(dir, &mut files, &mut skipped, &mut HashSet::new()).ok()?;
-                total += files
+                total += list_sale_files(dir)
+                    .ok()?
+                    .files
                     .iter()
                     .filter_map(|file| std::fs::metadata(file).ok())
                     .map(|m| m.len())
@@ -351,4 +373,15 @@ impl<R: Read> Read for CountingReader<R> {
         self.count.fetch_add(read as u64, Ordering::Relaxed);
         Ok(read)
     }
+}
+
+/// An error with its causes, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

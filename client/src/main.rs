@@ -219,7 +219,7 @@ impl Sender {
                 self.summary.refuse(&place, &rejection.to_string())
             }
             Event::Skipped { dir, files } => self.summary.skipped.push(format!(
-                "{dir}: skipped {files} files that are not regular .json or .ndjson files"
+                "{dir}: skipped {files} entries that are not regular .json or .ndjson files, or are links to files or directories read already"
             )),
             Event::Unreadable { place, error } => {
                 self.summary.unreadable.push(format!("{place}: {error}"))

@@ -107,7 +107,7 @@ fn an_import_directory_with_junk_refuses_it_by_file_and_keeps_the_rest() {
     );
     assert!(
         run.stdout
-            .contains("skipped 2 files that are not regular .json or .ndjson files"),
+            .contains("skipped 2 entries that are not regular .json or .ndjson files"),
         "{}",
         run.stdout
     );

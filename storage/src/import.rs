@@ -6,7 +6,6 @@
 //! interrupted import can simply be run again: what is already stored is
 //! counted as duplicate, never twice.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::ops::ControlFlow;
@@ -18,6 +17,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::documents::SaleDocument;
 use crate::error::{Rejection, StoreError};
 use crate::json::parse_legacy_sale;
+use crate::listing::{list_sale_files, open_regular};
 use crate::readahead::visit_files;
 use crate::sale::{NewSale, SaleId};
 use crate::store::{Outcome, WriteRequest};
@@ -51,8 +51,8 @@ pub struct ImportReport {
     /// Sales refused because their item would exceed the store's item
     /// limit (counted in `rejected` too).
     pub over_item_limit: u64,
-    /// Files passed over because they are not regular `.json` or `.ndjson`
-    /// files.
+    /// Entries passed over: not regular `.json` or `.ndjson` files, or
+    /// links to files or directories already read.
     pub skipped_files: Vec<PathBuf>,
     /// Legacy prices recovered from their float form (7.300000190734863
     /// read as 7.3).
@@ -170,13 +170,16 @@ pub fn import_directory(
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let mut report = ImportReport::default();
-    let mut files = Vec::new();
-    let mut visited = HashSet::new();
-    collect_files(dir, &mut files, &mut report.skipped_files, &mut visited)?;
-    files.sort();
+    let listing = list_sale_files(dir)?;
+    report.skipped_files = listing.skipped;
+    for (path, error) in listing.unreadable {
+        let rejection =
+            Rejection::new("directory", "", format!("cannot be read: {error}"));
+        report.reject(path.display().to_string(), rejection);
+    }
 
     let mut pipeline = Pipeline::new(writer);
-    let failed = visit_files(&files, |path| {
+    let failed = visit_files(&listing.files, |path| {
         report.files += 1;
         let id = format!("{id_prefix}{}", file_id(dir, path));
         match import_file(path, &id, &mut pipeline, &mut report) {
@@ -203,7 +206,7 @@ fn import_file(
     let place = |line: u64| format!("{}:{line}", path.display());
     let unreadable =
         |error: io::Error| Rejection::new("file", "", format!("cannot be read: {error}"));
-    let file = match fs::File::open(path) {
+    let file = match open_regular(path) {
         Ok(file) => file,
         Err(error) => {
             report.reject(place(1), unreadable(error));
@@ -298,47 +301,27 @@ pub fn seed_layout_id(path: &Path) -> Option<String> {
 fn components(path: &Path) -> Vec<String> {
     path.components()
         .filter(|part| matches!(part, std::path::Component::Normal(_)))
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .map(|part| component_text(part.as_os_str()))
         .collect()
 }
 
-/// True for the files an import reads.
-pub fn is_sale_file(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|ext| ext == "json" || ext == "ndjson")
-}
+/// A path component as id text. A name that is not UTF-8 keeps its
+/// invalid bytes as `%XX` (and `%` as `%25`), so that two such names never
+/// share an id, as they would if the bytes became U+FFFD.
+fn component_text(part: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
 
-/// Lists the sale files below `dir`, following symbolic links but visiting
-/// each real directory once, so that a link loop cannot recurse forever.
-/// Anything that is not a regular `.json` or `.ndjson` file goes to
-/// `skipped`.
-pub fn collect_files(
-    dir: &Path,
-    files: &mut Vec<PathBuf>,
-    skipped: &mut Vec<PathBuf>,
-    visited: &mut HashSet<PathBuf>,
-) -> Result<(), ImportError> {
-    let read_error = |source| ImportError::Read {
-        path: dir.display().to_string(),
-        source,
-    };
-    if !visited.insert(fs::canonicalize(dir).map_err(read_error)?) {
-        return Ok(());
+    if let Some(text) = part.to_str() {
+        return text.to_string();
     }
-    for entry in fs::read_dir(dir).map_err(read_error)? {
-        let path = entry.map_err(read_error)?.path();
-        // Follows symbolic links; a dangling one is refused as a file later.
-        match fs::metadata(&path) {
-            Ok(metadata) if metadata.is_dir() => {
-                collect_files(&path, files, skipped, visited)?;
-            }
-            // A FIFO, socket or device: opening one can wait forever.
-            Ok(metadata) if !metadata.is_file() => skipped.push(path),
-            _ if is_sale_file(&path) => files.push(path),
-            _ => skipped.push(path),
+    let mut text = String::new();
+    for chunk in part.as_bytes().utf8_chunks() {
+        text.push_str(&chunk.valid().replace('%', "%25"));
+        for byte in chunk.invalid() {
+            text.push_str(&format!("%{byte:02X}"));
         }
     }
-    Ok(())
+    text
 }
 
 /// Imports the seed's database file (`db/sales_data.json`): one sale per
@@ -393,6 +376,19 @@ pub fn import_legacy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_are_not_utf8_keep_distinct_ids() {
+        use std::os::unix::ffi::OsStrExt;
+
+        let root = Path::new("/srv/exports");
+        let name = |bytes: &[u8]| root.join(std::ffi::OsStr::from_bytes(bytes));
+
+        assert_eq!(file_id(root, &name(b"a\xff.json")), "a%FF.json");
+        assert_eq!(file_id(root, &name(b"a\xfe.json")), "a%FE.json");
+        assert_eq!(file_id(root, &name(b"50%\xff.json")), "50%25%FF.json");
+        assert_eq!(file_id(root, &name(b"50%.json")), "50%.json");
+    }
 
     #[test]
     fn seed_layout_ids_do_not_depend_on_the_import_root() {

@@ -24,6 +24,7 @@ mod item;
 mod journal;
 pub mod json;
 mod keys;
+pub mod listing;
 pub mod migrate;
 mod money;
 mod quantity;

@@ -122,7 +122,7 @@ fn read_ahead(files: &[PathBuf], progress: &Progress) {
             Turn::Read => {}
         }
         // Errors are the visitor's to report when it opens the file.
-        if let Ok(file) = std::fs::File::open(path) {
+        if let Ok(file) = crate::listing::open_regular(path) {
             let _ = file.take(READ_AHEAD_BYTES as u64).read(&mut buffer);
         }
     }

@@ -69,7 +69,7 @@ fn print_report(report: &ImportReport) -> u8 {
     }
     if !report.skipped_files.is_empty() {
         say!(
-            "skipped {} files that are not regular .json or .ndjson files:",
+            "skipped {} entries that are not regular .json or .ndjson files, or are links to files or directories read already:",
             report.skipped_files.len()
         );
         for file in report.skipped_files.iter().take(20) {
