@@ -127,6 +127,17 @@ pub enum StoreError {
     ShuttingDown,
 
     /// Reading or writing the disk failed.
-    #[error("database I/O failed: {0}")]
-    Io(#[from] sled::Error),
+    #[error(
+        "database I/O failed: {0}; check the disk that holds the database (free \
+         space, permissions)"
+    )]
+    Io(sled::Error),
+}
+
+// Not `#[from]`, which would also make the sled error the source, and
+// error chains would print its text twice.
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> StoreError {
+        StoreError::Io(error)
+    }
 }

@@ -161,9 +161,10 @@ pub struct Store {
     marked_clean: bool,
     /// What opening with `recover` gave up, for the operator.
     recovery_notes: Vec<String>,
-    /// Set when a commit may have half-reached the disk: from then on
-    /// every write is refused until the process restarts and reloads.
-    failed: bool,
+    /// Why a commit failed, once one may have half-reached the disk: from
+    /// then on every write is refused until the process restarts and
+    /// reloads.
+    failure: Option<String>,
 }
 
 impl Store {
@@ -252,7 +253,7 @@ impl Store {
             sync_file,
             recovery_notes,
             marked_clean: false,
-            failed: false,
+            failure: None,
         };
         if rolled_back {
             store.rebuild_totals()?;
@@ -333,12 +334,11 @@ impl Store {
         &mut self,
         requests: &[WriteRequest],
     ) -> Result<Vec<Vec<Outcome>>, StoreError> {
-        if self.failed {
-            return Err(StoreError::WriteFailed(
-                "an earlier write failed; restart the server so that it reloads the \
-                 database"
-                    .into(),
-            ));
+        if let Some(cause) = &self.failure {
+            return Err(StoreError::WriteFailed(format!(
+                "an earlier write failed ({cause}), and nothing more is written until \
+                 the program restarts and reloads the database"
+            )));
         }
 
         if self.marked_clean {
@@ -433,11 +433,11 @@ impl Store {
     /// Whether a write failed: from then on every write is refused until
     /// the process restarts.
     pub fn has_failed(&self) -> bool {
-        self.failed
+        self.failure.is_some()
     }
 
     fn fail(&mut self, error: sled::Error) -> StoreError {
-        self.failed = true;
+        self.failure = Some(error.to_string());
         tracing::error!(%error, "commit failed; refusing further writes until restart");
         StoreError::Io(error)
     }

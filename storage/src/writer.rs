@@ -268,7 +268,11 @@ fn commit_and_answer(
         }
         Err(error) => {
             tracing::error!(%error, requests = requests.len(), sales, "commit failed");
-            let message = error.to_string();
+            // Every requester gets the same failure; no second prefix.
+            let message = match &error {
+                StoreError::WriteFailed(message) => message.clone(),
+                other => other.to_string(),
+            };
             for reply in replies {
                 let _ = reply.send(Err(StoreError::WriteFailed(message.clone())));
             }
