@@ -280,3 +280,36 @@ fn a_database_whose_log_is_unreadable_is_refused_not_treated_as_new() {
     assert_ne!(repair.code, 0, "{}", repair.stdout);
     assert!(repair.stdout.contains("restore"), "{}", repair.stdout);
 }
+
+#[test]
+fn an_edited_file_is_refused_by_file_and_line_and_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let data = dir.path().join("exports");
+    std::fs::create_dir(&data).unwrap();
+    let file = data.join("till-1.ndjson");
+    let papaya = r#"{"date": "2023-01-31T06:03:17+00:00", "quantity": 4, "item": "papaya", "price": 7.3}"#;
+    std::fs::write(&file, format!("{papaya}\n{papaya}\n")).unwrap();
+    let first = tool(&db, &["import", data.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{}", first.stdout);
+
+    // The second line now says 5 papayas: same id, other content.
+    let edited = papaya.replace("\"quantity\": 4", "\"quantity\": 5");
+    std::fs::write(&file, format!("{papaya}\n{edited}\n")).unwrap();
+    let second = tool(&db, &["import", data.to_str().unwrap()]);
+
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    let expected = format!(
+        "refused {}:2: id: is already stored with different content",
+        file.display()
+    );
+    assert!(second.stdout.contains(&expected), "{}", second.stdout);
+    assert!(
+        second
+            .stdout
+            .contains("0 sales stored, 1 already stored, 1 conflicting ids"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(revenue_of(&db, "papaya"), (2, "58.4".to_string()));
+}

@@ -10,6 +10,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::xxh3_64;
@@ -46,7 +47,8 @@ pub struct ImportReport {
     pub conflicts: u64,
     /// Sales refused, in total.
     pub rejected: u64,
-    /// The first refusals, with the file and line they came from.
+    /// The first refusals and conflicting ids, with the file and line they
+    /// came from.
     pub rejections: Vec<(String, Rejection)>,
     /// Sales refused because their item would exceed the store's item
     /// limit (counted in `rejected` too).
@@ -69,12 +71,26 @@ impl ImportReport {
         }
     }
 
-    fn count(&mut self, outcomes: &[Outcome]) {
-        for outcome in outcomes {
+    /// Counts a request's outcomes; `places` says where each sale came
+    /// from, so that a conflict is reported by file and line.
+    fn count(&mut self, outcomes: &[Outcome], places: &[Place]) {
+        for (outcome, place) in outcomes.iter().zip(places) {
             match outcome {
                 Outcome::Stored => self.stored += 1,
                 Outcome::Duplicate => self.duplicates += 1,
-                Outcome::Conflict => self.conflicts += 1,
+                Outcome::Conflict => {
+                    self.conflicts += 1;
+                    if self.rejections.len() < KEPT_REJECTIONS {
+                        let rejection = Rejection::new(
+                            "id",
+                            "",
+                            "is already stored with different content; nothing \
+                             changed (edit sales in place of re-numbering them, or \
+                             import with another --id-prefix)",
+                        );
+                        self.rejections.push((place.to_string(), rejection));
+                    }
+                }
                 Outcome::TooManyItems => {
                     self.rejected += 1;
                     self.over_item_limit += 1;
@@ -102,11 +118,27 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
+/// Where a sale came from: its file and line.
+#[derive(Clone)]
+struct Place {
+    file: Arc<str>,
+    line: u64,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+type Answer = tokio::sync::oneshot::Receiver<WriteResult>;
+
 /// Sends chunks of sales to the writer, keeping a few in flight.
 struct Pipeline<'a> {
     writer: &'a WriterHandle,
     chunk: Vec<NewSale>,
-    in_flight: std::collections::VecDeque<tokio::sync::oneshot::Receiver<WriteResult>>,
+    places: Vec<Place>,
+    in_flight: std::collections::VecDeque<(Answer, Vec<Place>)>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -114,6 +146,7 @@ impl<'a> Pipeline<'a> {
         Pipeline {
             writer,
             chunk: Vec::with_capacity(IMPORT_CHUNK),
+            places: Vec::with_capacity(IMPORT_CHUNK),
             in_flight: Default::default(),
         }
     }
@@ -121,9 +154,11 @@ impl<'a> Pipeline<'a> {
     fn push(
         &mut self,
         sale: NewSale,
+        place: Place,
         report: &mut ImportReport,
     ) -> Result<(), StoreError> {
         self.chunk.push(sale);
+        self.places.push(place);
         if self.chunk.len() >= IMPORT_CHUNK {
             self.send(report)?;
         }
@@ -135,8 +170,10 @@ impl<'a> Pipeline<'a> {
             return Ok(());
         }
         let sales = std::mem::replace(&mut self.chunk, Vec::with_capacity(IMPORT_CHUNK));
-        self.in_flight
-            .push_back(self.writer.submit_blocking(WriteRequest::sales(sales))?);
+        let places =
+            std::mem::replace(&mut self.places, Vec::with_capacity(IMPORT_CHUNK));
+        let answer = self.writer.submit_blocking(WriteRequest::sales(sales))?;
+        self.in_flight.push_back((answer, places));
         while self.in_flight.len() >= IN_FLIGHT {
             self.wait_one(report)?;
         }
@@ -144,8 +181,8 @@ impl<'a> Pipeline<'a> {
     }
 
     fn wait_one(&mut self, report: &mut ImportReport) -> Result<(), StoreError> {
-        if let Some(answer) = self.in_flight.pop_front() {
-            report.count(&wait_blocking(answer)?);
+        if let Some((answer, places)) = self.in_flight.pop_front() {
+            report.count(&wait_blocking(answer)?, &places);
         }
         Ok(())
     }
@@ -214,6 +251,7 @@ fn import_file(
         }
     };
 
+    let shown: Arc<str> = path.display().to_string().into();
     let mut empty = true;
     for read in SaleDocument::new(BufReader::new(file)) {
         let read = match read {
@@ -226,7 +264,17 @@ fn import_file(
         empty = false;
         let id = sale_id(file_id, read.index);
         match read.sale.and_then(|sale| with_id(sale, &id)) {
-            Ok(sale) => pipeline.push(sale, report)?,
+            Ok(sale) => {
+                let file = Arc::clone(&shown);
+                pipeline.push(
+                    sale,
+                    Place {
+                        file,
+                        line: read.line,
+                    },
+                    report,
+                )?
+            }
             Err(rejection) => report.reject(place(read.line), rejection),
         }
     }
@@ -343,6 +391,7 @@ pub fn import_legacy(
     };
     let reader = BufReader::new(fs::File::open(file).map_err(read_error)?);
 
+    let shown: Arc<str> = file.display().to_string().into();
     let mut pipeline = Pipeline::new(writer);
     for (index, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(read_error)?;
@@ -363,7 +412,11 @@ pub fn import_legacy(
                 let id =
                     format!("legacy:{number}:{:016x}", xxh3_64(text.trim().as_bytes()));
                 let id = SaleId::parse_optional("id", &id).ok().flatten();
-                pipeline.push(NewSale { sale, id }, &mut report)?;
+                let place = Place {
+                    file: Arc::clone(&shown),
+                    line: number as u64,
+                };
+                pipeline.push(NewSale { sale, id }, place, &mut report)?;
             }
             Err(rejection) => report.reject(place, rejection),
         }

@@ -61,11 +61,10 @@ fn print_report(report: &ImportReport) -> u8 {
     for (place, rejection) in &report.rejections {
         say!("refused {place}: {rejection}");
     }
-    if report.rejected as usize > report.rejections.len() {
-        say!(
-            "… and {} more refused",
-            report.rejected as usize - report.rejections.len()
-        );
+    // Conflicting ids are listed with the refusals.
+    let listable = (report.rejected + report.conflicts) as usize;
+    if listable > report.rejections.len() {
+        say!("… and {} more refused", listable - report.rejections.len());
     }
     if !report.skipped_files.is_empty() {
         say!(
