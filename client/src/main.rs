@@ -364,6 +364,18 @@ impl Sender {
                 self.summary.server_error =
                     Some(format!("the server refused the token: {} (set --token or SALES_INGEST_TOKEN)", status.message()));
             }
+            // Made by this side's HTTP/2 stack, not sent by a gRPC server:
+            // something else answers at that address.
+            tonic::Code::Internal if std::error::Error::source(status).is_some() => {
+                self.summary.unsent += sales;
+                self.summary.server_error = Some(format!(
+                    "{} does not answer as a gRPC server: {}; is that the gRPC port \
+                     (50051 unless changed; 50052 is the HTTP statistics API)? Set --server \
+                     or SALES_SERVER",
+                    self.server,
+                    status.message()
+                ));
+            }
             _ if send::is_transient(status) => {
                 self.summary.unsent += sales;
                 self.summary.server_error = Some(format!(

@@ -564,3 +564,24 @@ async fn a_failing_server_is_told_apart_from_an_unreachable_one() {
         assert!(run.stderr.contains(summary), "{}", run.stderr);
     }
 }
+
+#[tokio::test]
+async fn the_http_port_given_by_mistake_is_named_as_such() {
+    let (server, _dir) = start().await;
+    let http = format!("http://{}", server.http_addr);
+
+    let run = run_client(&["--server", &http, "--retry-secs", "1"], PAPAYA).await;
+
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not answer as a gRPC server"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("is that the gRPC port"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.statistics().await.unwrap(), serde_json::json!({}));
+}
