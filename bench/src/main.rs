@@ -48,7 +48,7 @@ enum Command {
         #[arg(long, default_value = "http://localhost:50051")]
         server: String,
         /// Concurrent callers.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         in_flight: usize,
         /// Sales to send in all.
         #[arg(long, default_value_t = 64_000)]
@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let rate = runtime.block_on(run::unary(&server, in_flight, sales))?;
-            eprintln!("{in_flight} in flight: {rate:.0} sales/s");
+            eprintln!("{in_flight} in flight: {sales} sales, {rate:.0} sales/s");
         }
         Command::Run(plan) => run::run(plan)?,
     }

@@ -28,7 +28,7 @@ pub(crate) struct Plan {
     #[arg(long, default_value_t = 64_000)]
     unary_concurrent: u64,
     /// Concurrent unary callers.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     in_flight: usize,
     /// Statistics requests timed at each size.
     #[arg(long, default_value_t = 2_000)]
@@ -377,7 +377,11 @@ pub(crate) async fn unary(
     in_flight: usize,
     total: u64,
 ) -> anyhow::Result<f64> {
-    let per_caller = total / in_flight as u64;
+    // The first `total % in_flight` callers send one sale more, so that
+    // exactly `total` are sent.
+    let share = |caller: usize| {
+        total / in_flight as u64 + u64::from((caller as u64) < total % in_flight as u64)
+    };
     let mut callers = Vec::new();
     let channels = in_flight.clamp(1, 4);
     let mut clients = Vec::new();
@@ -387,8 +391,9 @@ pub(crate) async fn unary(
     let started = Instant::now();
     for caller in 0..in_flight {
         let mut client = clients[caller % channels].clone();
+        let sales = share(caller);
         callers.push(tokio::spawn(async move {
-            for index in 0..per_caller {
+            for index in 0..sales {
                 let (item, price) = generate::CATALOGUE[(index % 10) as usize];
                 let sale = Sale {
                     item: item.into(),
@@ -411,7 +416,7 @@ pub(crate) async fn unary(
     for caller in callers {
         caller.await??;
     }
-    Ok((per_caller * in_flight as u64) as f64 / started.elapsed().as_secs_f64())
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 fn directory_size(dir: &Path) -> anyhow::Result<u64> {

@@ -29,16 +29,28 @@ pub(crate) struct ImportLegacy {
 
 impl Import {
     pub(crate) fn run(self, context: &Context) -> anyhow::Result<u8> {
+        let dir = self.dir.display();
+        anyhow::ensure!(
+            self.dir.exists(),
+            "{dir} does not exist; give the directory of sale files to import"
+        );
         anyhow::ensure!(
             self.dir.is_dir(),
-            "{} is not a directory",
-            self.dir.display()
+            "{dir} is not a directory; `import` takes a directory of sale files \
+             (`import-legacy` takes the seed's database file)"
         );
         let writer = Writer::start(context.open()?)?;
         let report = import_directory(&writer.handle(), &self.dir, &self.id_prefix)
-            .with_context(|| format!("importing {}", self.dir.display()))?;
+            .with_context(|| format!("importing {dir}"))?;
         writer.close()?;
-        Ok(print_report(&report))
+        let code = print_report(&report);
+        if report.files == 0 {
+            // As the client does: an import of nothing is more likely a
+            // wrong path than a wish.
+            say!("refused {dir}: no .json or .ndjson file in this directory");
+            return Ok(code.max(1));
+        }
+        Ok(code)
     }
 }
 
