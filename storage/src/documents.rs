@@ -173,6 +173,14 @@ fn step(shape: &mut Shape, value: &mut Value, line: &mut u64, byte: u8) -> Step 
     if byte.is_ascii_whitespace() {
         return Step::Consumed;
     }
+    if byte.is_ascii_control() {
+        // No JSON value starts with one: a binary file, or a file of zero
+        // bytes. Stop here rather than read gigabytes of it.
+        *shape = Shape::Broken;
+        return Step::Broken(format!(
+            "is not JSON text: it holds the control byte 0x{byte:02x} outside a string"
+        ));
+    }
 
     match *shape {
         Shape::Unknown if byte == b'[' => {
@@ -326,6 +334,19 @@ mod tests {
                 (read.line, sale)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_file_of_zero_bytes_is_refused_at_its_first_byte() {
+        let mut zeros = std::io::Read::take(std::io::repeat(0), 1 << 30);
+        let reads: Vec<_> = SaleDocument::new(std::io::BufReader::new(&mut zeros))
+            .map(|read| read.unwrap())
+            .collect();
+
+        assert_eq!(reads.len(), 1);
+        let refusal = reads[0].sale.as_ref().unwrap_err().to_string();
+        assert!(refusal.contains("control byte 0x00"), "{refusal}");
+        assert!(zeros.limit() > (1 << 30) - 65_536, "read on after the first byte");
     }
 
     #[test]
