@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
 use sales_storage::documents::SaleDocument;
 use sales_storage::import::{file_id, sale_id, seed_layout_id};
@@ -88,18 +89,13 @@ pub(crate) struct Reader {
     events: tokio::sync::mpsc::Sender<Event>,
     /// Put before every id the client derives from a file's path.
     id_prefix: String,
-    /// Sales read but not yet sent, with the day and item they are grouped
-    /// under in the store.
-    pending: Vec<(Grouping, WireSale, Place)>,
+    /// Sales read but not yet sent, with the day they are grouped under in
+    /// the store (with their item).
+    pending: Vec<(NaiveDate, WireSale, Place)>,
     /// Roughly how many bytes the pending sales take on the wire.
     pending_bytes: usize,
     batches: u64,
 }
-
-/// The store keeps sales together by day and item: sorting a few thousand
-/// sales by both before they are cut into batches lets one stored group
-/// hold many of them even when the input is in no order.
-type Grouping = (chrono::NaiveDate, String);
 
 /// Sales sorted together before they are cut into batches: a stream's
 /// window, which the client holds in memory anyway.
@@ -283,8 +279,7 @@ impl Reader {
         }
         let wire = to_wire(&sale);
         self.pending_bytes += encoded_size(&wire);
-        let grouping = (sale.sale.date.day(), wire.item.clone());
-        self.pending.push((grouping, wire, place));
+        self.pending.push((sale.sale.date.day(), wire, place));
         if self.pending.len() >= SORTED_SALES || self.pending_bytes >= SORTED_BYTES {
             return self.flush();
         }
@@ -295,15 +290,30 @@ impl Reader {
     /// ids derived from their content and position, so that sending the
     /// same input again is recognised as a duplicate by the server.
     fn flush(&mut self) -> bool {
-        // Stable, and the same input gives the same order: batch ids stay
-        // the same from one run to the next.
-        self.pending.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut pending = std::mem::take(&mut self.pending).into_iter().peekable();
+        // The store keeps sales together by day and item: sorted by both,
+        // a batch's sales fall into few groups even when the input is in
+        // no order. The sort is stable, so the same input always gives the
+        // same batches and batch ids. Indices are sorted, not the sales,
+        // which are much larger to move.
+        let mut order: Vec<usize> = (0..self.pending.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.pending[a], &self.pending[b]);
+            (a.0, &a.1.item).cmp(&(b.0, &b.1.item))
+        });
+        let mut pending: Vec<Option<(NaiveDate, WireSale, Place)>> =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .map(Some)
+                .collect();
+        let mut sorted = order
+            .into_iter()
+            .filter_map(|index| pending[index].take())
+            .peekable();
         self.pending_bytes = 0;
-        while pending.peek().is_some() {
+        while sorted.peek().is_some() {
             let (mut sales, mut places, mut bytes) = (Vec::new(), Vec::new(), 0);
             while sales.len() < self.batch_size && bytes < MAX_BATCH_BYTES {
-                let Some((_, sale, place)) = pending.next() else {
+                let Some((_, sale, place)) = sorted.next() else {
                     break;
                 };
                 bytes += encoded_size(&sale);

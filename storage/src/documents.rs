@@ -346,7 +346,10 @@ mod tests {
         assert_eq!(reads.len(), 1);
         let refusal = reads[0].sale.as_ref().unwrap_err().to_string();
         assert!(refusal.contains("control byte 0x00"), "{refusal}");
-        assert!(zeros.limit() > (1 << 30) - 65_536, "read on after the first byte");
+        assert!(
+            zeros.limit() > (1 << 30) - 65_536,
+            "read on after the first byte"
+        );
     }
 
     #[test]
