@@ -353,6 +353,7 @@ impl Store {
         let ids = KnownIds {
             db: &self.db,
             pending: &self.pending.ids,
+            pending_writes: &self.pending.writes,
         };
         let outcomes = requests
             .iter()
@@ -548,6 +549,8 @@ struct CommitPlan<'a> {
     /// Ids claimed by this commit, with their fingerprints, so that two
     /// requests in one commit cannot both claim an id.
     claimed: HashMap<Vec<u8>, u128>,
+    /// The conflicting positions of the batches this commit claimed.
+    batch_conflicts: HashMap<Vec<u8>, Vec<u32>>,
     /// Borrowed from the requests: planning copies no sale.
     groups: BTreeMap<(NaiveDate, &'a Item), Vec<&'a NewSale>>,
     deltas: BTreeMap<(&'a Item, Month), Totals>,
@@ -565,6 +568,7 @@ impl<'a> CommitPlan<'a> {
             new_items: HashSet::new(),
             writes: Vec::new(),
             claimed: HashMap::new(),
+            batch_conflicts: HashMap::new(),
             groups: BTreeMap::new(),
             deltas: BTreeMap::new(),
             stored: 0,
@@ -580,19 +584,75 @@ impl<'a> CommitPlan<'a> {
         // An empty batch stores nothing, so it reserves no id either; nor
         // does a batch refused for the item limit, which is all or nothing
         // so that sending it again later (with a higher limit) stores it.
-        if let Some((id, fingerprint)) =
-            request.batch.as_ref().filter(|_| !request.sales.is_empty())
-        {
+        let batch = request.batch.as_ref().filter(|_| !request.sales.is_empty());
+        if let Some((id, fingerprint)) = batch {
             if !self.items_fit(&request.sales, current) {
                 return Ok(vec![Outcome::TooManyItems; request.sales.len()]);
             }
             let key = keys::id_key(BATCH_IDS, id.as_str());
-            match self.claim(ids, key, *fingerprint)? {
-                Outcome::Stored => {}
-                other => return Ok(vec![other; request.sales.len()]),
+            if let Some(outcomes) = self.seen_batch(ids, &key, *fingerprint, request)? {
+                return Ok(outcomes);
             }
         }
 
+        let outcomes = self.add_sales(ids, current, request)?;
+
+        if let Some((id, fingerprint)) = batch {
+            // Claimed after its sales, to record which of them conflicted.
+            let conflicts: Vec<u32> = outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, outcome)| **outcome == Outcome::Conflict)
+                .map(|(position, _)| position as u32)
+                .collect();
+            let key = keys::id_key(BATCH_IDS, id.as_str());
+            let record = encode_batch_id(*fingerprint, self.seq, &conflicts);
+            self.writes.push((key.clone(), record));
+            self.claimed.insert(key.clone(), *fingerprint);
+            self.batch_conflicts.insert(key, conflicts);
+        }
+        Ok(outcomes)
+    }
+
+    /// The outcomes of a batch whose id is already taken: with the same
+    /// content, its sales are duplicates except those that conflicted the
+    /// first time, which conflict again; with other content, all conflict.
+    fn seen_batch(
+        &self,
+        ids: &KnownIds,
+        key: &[u8],
+        fingerprint: u128,
+        request: &WriteRequest,
+    ) -> Result<Option<Vec<Outcome>>, StoreError> {
+        let stored = match self.claimed.get(key) {
+            Some(claimed) => Some(*claimed),
+            None => ids.get(key)?,
+        };
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        if stored != fingerprint {
+            return Ok(Some(vec![Outcome::Conflict; request.len()]));
+        }
+        let conflicts = match self.batch_conflicts.get(key) {
+            Some(conflicts) => conflicts.clone(),
+            None => ids.batch_conflicts(key)?.unwrap_or_default(),
+        };
+        let mut outcomes = vec![Outcome::Duplicate; request.len()];
+        for position in conflicts {
+            if let Some(outcome) = outcomes.get_mut(position as usize) {
+                *outcome = Outcome::Conflict;
+            }
+        }
+        Ok(Some(outcomes))
+    }
+
+    fn add_sales(
+        &mut self,
+        ids: &KnownIds,
+        current: &Statistics,
+        request: &'a WriteRequest,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(request.sales.len());
         for new in &request.sales {
             if !self.item_allowed(&new.sale.item, current) {
@@ -773,6 +833,7 @@ fn apply_writes(
 struct KnownIds<'s> {
     db: &'s sled::Db,
     pending: &'s HashMap<Vec<u8>, u128>,
+    pending_writes: &'s BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl KnownIds<'_> {
@@ -788,6 +849,18 @@ impl KnownIds<'_> {
                     .map(|(fp, _)| fp)
                     .map_err(|e| corrupt(key, e))
             })
+            .transpose()
+    }
+
+    /// The positions of a stored batch whose ids conflicted, if the batch
+    /// id is taken.
+    fn batch_conflicts(&self, key: &[u8]) -> Result<Option<Vec<u32>>, StoreError> {
+        let record = match self.pending_writes.get(key) {
+            Some(record) => Some(record.to_vec()),
+            None => self.db.get(key)?.map(|value| value.to_vec()),
+        };
+        record
+            .map(|record| decode_batch_conflicts(&record).map_err(|e| corrupt(key, e)))
             .transpose()
     }
 }
@@ -915,6 +988,38 @@ fn encode_id(fingerprint: u128, seq: u64) -> Vec<u8> {
     out.extend_from_slice(&fingerprint.to_le_bytes());
     put_varint(&mut out, u128::from(seq));
     out
+}
+
+/// A batch id record: an id record followed by the positions of the
+/// batch's sales that were refused as conflicts, so that sending the batch
+/// again gives the same answer for them. Readers of plain id records
+/// ignore the tail.
+fn encode_batch_id(fingerprint: u128, seq: u64, conflicts: &[u32]) -> Vec<u8> {
+    let mut out = encode_id(fingerprint, seq);
+    if !conflicts.is_empty() {
+        put_varint(&mut out, conflicts.len() as u128);
+        for position in conflicts {
+            put_varint(&mut out, u128::from(*position));
+        }
+    }
+    out
+}
+
+fn decode_batch_conflicts(bytes: &[u8]) -> Result<Vec<u32>, codec::Malformed> {
+    let mut reader = Reader::new(bytes);
+    reader.byte()?;
+    reader.bytes(16)?;
+    reader.varint_u64()?;
+    if reader.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = reader.varint_u64()?;
+    (0..count)
+        .map(|_| {
+            u32::try_from(reader.varint_u64()?)
+                .map_err(|_| codec::Malformed("position out of range"))
+        })
+        .collect()
 }
 
 /// An id record: the content fingerprint and the commit that stored it.

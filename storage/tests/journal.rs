@@ -269,3 +269,43 @@ fn a_journal_from_another_database_is_not_applied() {
     assert!(folded.has_item(&Item::parse("papaya").unwrap()));
     assert!(!folded.has_item(&Item::parse("kiwi").unwrap()));
 }
+
+/// A batch sent again gets the answer it got the first time, sale by
+/// sale: a conflict inside it stays a conflict, never becomes a duplicate.
+/// Checked within one commit, from the journal before sled has it, and
+/// from sled after reopening.
+#[test]
+fn a_batch_sent_again_keeps_its_conflicts() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let mut store = Store::open(&db, &options(false)).unwrap();
+    store
+        .commit(&[WriteRequest::sales(vec![sale("kiwi", 2, "1.25", "K1")])])
+        .unwrap();
+
+    let batch = || {
+        WriteRequest::batch(
+            SaleId::parse_optional("batch_id", "client:0:abc")
+                .unwrap()
+                .unwrap(),
+            vec![sale("kiwi", 1, "1.25", "K1"), sale("kiwi", 1, "1.25", "")],
+        )
+    };
+    let first_time = vec![Outcome::Conflict, Outcome::Stored];
+    let again = vec![Outcome::Conflict, Outcome::Duplicate];
+
+    let same_commit = store.commit_to_journal(&[batch(), batch()]).unwrap();
+    assert_eq!(same_commit, vec![first_time, again.clone()]);
+    let pending = store.commit_to_journal(&[batch()]).unwrap();
+    assert_eq!(pending, vec![again.clone()]);
+    drop(store);
+
+    let mut reopened = Store::open(&db, &options(false)).unwrap();
+    assert_eq!(reopened.commit(&[batch()]).unwrap(), vec![again]);
+    let kiwi = reopened
+        .statistics()
+        .read()
+        .unwrap()
+        .item_total(&Item::parse("kiwi").unwrap());
+    assert_eq!((kiwi.sales, kiwi.quantity), (2, 3));
+}

@@ -86,7 +86,8 @@ fn request() -> impl Strategy<Value = DrawnRequest> {
 #[derive(Default)]
 struct Model {
     ids: HashMap<String, NewSale>,
-    batches: HashMap<String, Vec<NewSale>>,
+    /// Each batch's sales and what they got the first time.
+    batches: HashMap<String, (Vec<NewSale>, Vec<Outcome>)>,
     statistics: Statistics,
 }
 
@@ -96,14 +97,24 @@ impl Model {
         if let Some(batch) = request.batch {
             let key = format!("batch-{batch}");
             match self.batches.get(&key) {
-                Some(stored) if *stored == sales => {
-                    return vec![Outcome::Duplicate; sales.len()]
+                // Sent again: duplicates, but a conflict stays a conflict.
+                Some((stored, first)) if *stored == sales => {
+                    return first
+                        .iter()
+                        .map(|outcome| match outcome {
+                            Outcome::Conflict => Outcome::Conflict,
+                            _ => Outcome::Duplicate,
+                        })
+                        .collect();
                 }
                 Some(_) => return vec![Outcome::Conflict; sales.len()],
                 None => {
+                    let outcomes: Vec<Outcome> =
+                        sales.iter().map(|sale| self.apply_sale(sale)).collect();
                     if !sales.is_empty() {
-                        self.batches.insert(key, sales.clone());
+                        self.batches.insert(key, (sales, outcomes.clone()));
                     }
+                    return outcomes;
                 }
             }
         }
