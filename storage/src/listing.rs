@@ -5,7 +5,9 @@
 //! entries in. Real directories are walked first and symbolic links
 //! followed only afterwards: a link to a directory or file that the real
 //! walk already reached is an alias and is passed over, so the sales behind
-//! it are read once, under their real path.
+//! it are read once, under their real path. Two links that reach the same
+//! files from outside the root name them after the link first in name
+//! order, breadth first; adding a link that comes earlier renames them.
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
@@ -96,14 +98,21 @@ impl Walk {
     }
 
     fn entries(&mut self, dir: &Path, real: &Path, entries: fs::ReadDir) {
+        // In name order, not the file system's: which of two links to the
+        // same place names the files must not change while the tree does
+        // not.
+        let mut sorted = Vec::new();
         for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
+            match entry {
+                Ok(entry) => sorted.push(entry),
                 Err(error) => {
                     self.listing.unreadable.push((dir.to_path_buf(), error));
                     return;
                 }
-            };
+            }
+        }
+        sorted.sort_by_key(|entry| entry.file_name());
+        for entry in sorted {
             let path = entry.path();
             // The entry's own type: a symbolic link is not followed here.
             match entry.file_type() {
@@ -196,6 +205,33 @@ mod tests {
         let listing = list_sale_files(dir.path()).unwrap();
 
         assert_eq!(names(dir.path(), &listing.files), ["shop2/sales.json"]);
+    }
+
+    #[test]
+    fn two_links_to_the_same_files_name_them_by_name_order_not_creation_order() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(outside.path().join("sub")).unwrap();
+        fs::write(outside.path().join("sub/x.json"), "").unwrap();
+        fs::write(outside.path().join("y.json"), "").unwrap();
+        let links = [
+            ("shop", outside.path().to_path_buf()),
+            ("cur", outside.path().join("sub")),
+        ];
+
+        for order in [[0, 1], [1, 0]] {
+            let dir = tempfile::tempdir().unwrap();
+            for index in order {
+                let (name, target) = &links[index];
+                symlink(target, dir.path().join(name)).unwrap();
+            }
+
+            let listing = list_sale_files(dir.path()).unwrap();
+
+            assert_eq!(
+                names(dir.path(), &listing.files),
+                ["cur/x.json", "shop/y.json"]
+            );
+        }
     }
 
     #[test]
