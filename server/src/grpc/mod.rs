@@ -62,6 +62,13 @@ pub(crate) const ITEM_LIMIT_RULE: &str =
     "is a new item, and the store already tracks the \
     most items it is configured for (--max-items); nothing was stored";
 
+/// The same for a sale of a stream: a batch with a batch id is stored
+/// whole or not at all, so a sale of a known item can be refused with it.
+pub(crate) const STREAM_ITEM_LIMIT_RULE: &str =
+    "was not stored: it, or its batch (stored whole or not at all), brings \
+    new items beyond the most the store is configured to track (--max-items); \
+    raise the limit and send it again";
+
 /// `RESOURCE_EXHAUSTED`: the sale is valid but the store's item limit is
 /// reached. The operator can raise `--max-items`.
 pub(crate) fn too_many_items(item: &str) -> Status {

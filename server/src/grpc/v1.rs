@@ -13,7 +13,9 @@ use sales_storage::{
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{invalid, store_failure, stream_failure, too_many_items, ITEM_LIMIT_RULE};
+use super::{
+    invalid, store_failure, stream_failure, too_many_items, STREAM_ITEM_LIMIT_RULE,
+};
 
 /// Batches of one stream being written at once: enough to keep the writer
 /// busy while the next batch is decoded, few enough to bound memory.
@@ -202,7 +204,7 @@ async fn finish_batch(
                 "this id (or batch id) is already stored with different content".into(),
             ),
             Outcome::TooManyItems => {
-                tally.reject(position, "item", ITEM_LIMIT_RULE.into())
+                tally.reject(position, "item", STREAM_ITEM_LIMIT_RULE.into())
             }
         }
     }

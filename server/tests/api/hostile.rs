@@ -217,6 +217,13 @@ async fn a_batch_refused_for_the_item_limit_reserves_no_id() {
         (0, 0, 2)
     );
     assert_eq!(refused.rejections[0].field, "item");
+    assert!(
+        refused.rejections[0]
+            .reason
+            .contains("its batch (stored whole or not at all)"),
+        "{}",
+        refused.rejections[0].reason
+    );
     assert_eq!(apple.stored, 1);
     assert_eq!(
         figures(&app.statistics().await["apple"]),
