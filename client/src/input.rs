@@ -51,6 +51,16 @@ pub(crate) struct Place {
     line: u64,
 }
 
+/// How standard input is named in places.
+const STDIN: &str = "<stdin>";
+
+impl Place {
+    /// Whether the sale came from standard input.
+    pub(crate) fn is_stdin(&self) -> bool {
+        &*self.source == STDIN
+    }
+}
+
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.source, self.line)
@@ -126,7 +136,7 @@ impl Reader {
     pub(crate) fn run(mut self, sources: Vec<Source>) {
         for source in sources {
             let going_on = match source {
-                Source::Stdin => self.read_stream(io::stdin().lock(), "<stdin>", None),
+                Source::Stdin => self.read_stream(io::stdin().lock(), STDIN, None),
                 Source::File(path) => {
                     let id =
                         seed_layout_id(&path).map(|id| format!("{}{id}", self.id_prefix));

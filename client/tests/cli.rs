@@ -585,3 +585,28 @@ async fn the_http_port_given_by_mistake_is_named_as_such() {
     );
     assert_eq!(server.statistics().await.unwrap(), serde_json::json!({}));
 }
+
+#[tokio::test]
+async fn a_one_sale_file_sent_twice_counts_once_but_stdin_counts_each_time() {
+    let (server, dir) = start().await;
+    let file = dir.path().join("one.json");
+    std::fs::write(&file, PAPAYA).unwrap();
+    let file = file.to_str().unwrap();
+
+    let first = client(&server, &[file], "").await;
+    let second = client(&server, &[file], "").await;
+    assert_eq!((first.code, second.code), (0, 0), "{}", second.stderr);
+    assert!(first.stdout.starts_with("stored:"), "{}", first.stdout);
+    assert!(
+        second.stdout.starts_with("already stored"),
+        "{}",
+        second.stdout
+    );
+
+    for _ in 0..2 {
+        let piped = client(&server, &[], PAPAYA).await;
+        assert!(piped.stdout.starts_with("stored:"), "{}", piped.stdout);
+    }
+    let statistics = server.statistics().await.unwrap();
+    assert_eq!(statistics["papaya"]["sales"], 3);
+}
