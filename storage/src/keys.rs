@@ -9,7 +9,7 @@
 //! | `S`    | day (u32 `YYYYMMDD`), item, 0, seq (u64) | group of sales         |
 //! | `A`    | item, 0, month (u32 `YYYYMM`)           | totals of the month    |
 //! | `I`    | client sale id                          | fingerprint, seq       |
-//! | `B`    | client batch id                         | fingerprint, seq       |
+//! | `B`    | client batch id                         | fingerprint, seq, conflicting positions |
 //! | `M`    | name                                    | store facts (layout …) |
 //!
 //! Numbers are big-endian so that keys sort by day and month. Item names
