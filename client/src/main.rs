@@ -375,7 +375,7 @@ impl Sender {
             tonic::Code::Internal if std::error::Error::source(status).is_some() => {
                 self.summary.unsent += sales;
                 self.summary.server_error = Some(format!(
-                    "{} does not answer as a gRPC server: {}; is that the gRPC port \
+                    "{} does not answer as a gRPC server: {}; is that its gRPC port \
                      (50051 unless changed; 50052 is the HTTP statistics API)? Set --server \
                      or SALES_SERVER",
                     self.server,
@@ -386,7 +386,9 @@ impl Sender {
                 self.summary.unsent += sales;
                 self.summary.server_error = Some(format!(
                     "cannot reach the server at {}, or it went away: {} ({:?}); \
-                     is it running? Set --server or SALES_SERVER, or wait longer with --retry-secs",
+                     is it running? Is that its gRPC port (50051 unless changed; 50052 \
+                     is the HTTP statistics API)? Set --server or SALES_SERVER, or wait \
+                     longer with --retry-secs",
                     self.server,
                     status.message(),
                     status.code()

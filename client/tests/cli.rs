@@ -572,14 +572,12 @@ async fn the_http_port_given_by_mistake_is_named_as_such() {
 
     let run = run_client(&["--server", &http, "--retry-secs", "1"], PAPAYA).await;
 
+    // Refused as not HTTP/2 at once or, depending on timing, seen as a
+    // connection that went away: either way the port is questioned.
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
-        run.stderr.contains("does not answer as a gRPC server"),
-        "{}",
         run.stderr
-    );
-    assert!(
-        run.stderr.contains("is that the gRPC port"),
+            .contains("is that its gRPC port (50051 unless changed"),
         "{}",
         run.stderr
     );
