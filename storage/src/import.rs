@@ -116,6 +116,26 @@ pub enum ImportError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store failed part way through.
+    #[error(
+        "the import stopped after storing {stored} sales ({duplicates} more were \
+         already stored): {cause}. Run it again once that is fixed: what is \
+         stored counts as already stored, never twice"
+    )]
+    Stopped {
+        stored: u64,
+        duplicates: u64,
+        cause: StoreError,
+    },
+}
+
+/// A store failure, with what the import settled before it.
+fn stopped(report: &ImportReport, cause: StoreError) -> ImportError {
+    ImportError::Stopped {
+        stored: report.stored,
+        duplicates: report.duplicates,
+        cause,
+    }
 }
 
 /// Where a sale came from: its file and line.
@@ -225,9 +245,11 @@ pub fn import_directory(
         }
     });
     if let Some(error) = failed {
-        return Err(error.into());
+        return Err(stopped(&report, error));
     }
-    pipeline.finish(&mut report)?;
+    pipeline
+        .finish(&mut report)
+        .map_err(|error| stopped(&report, error))?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -416,12 +438,16 @@ pub fn import_legacy(
                     file: Arc::clone(&shown),
                     line: number as u64,
                 };
-                pipeline.push(NewSale { sale, id }, place, &mut report)?;
+                pipeline
+                    .push(NewSale { sale, id }, place, &mut report)
+                    .map_err(|error| stopped(&report, error))?;
             }
             Err(rejection) => report.reject(place, rejection),
         }
     }
-    pipeline.finish(&mut report)?;
+    pipeline
+        .finish(&mut report)
+        .map_err(|error| stopped(&report, error))?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
