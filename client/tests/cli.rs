@@ -577,7 +577,7 @@ async fn the_http_port_given_by_mistake_is_named_as_such() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("is that its gRPC port (50051 unless changed"),
+            .contains("that its gRPC port (50051 unless changed"),
         "{}",
         run.stderr
     );
