@@ -1,7 +1,7 @@
 //! The key layout of the one sled tree the store uses.
 //!
 //! All data lives in one tree (a commit's atomicity comes from its journal
-//! record, and `rebuild` replaces the totals with one `apply_batch`); the
+//! record, and a rebuild of the totals is marked until it is done); the
 //! first byte of a key says which kind of record it is:
 //!
 //! | prefix | key after the prefix                    | value                  |
@@ -36,6 +36,9 @@ pub(crate) const META_JOURNAL_KEY: &[u8] = b"Mjournal_key";
 /// Present after a clean shutdown: the journal then holds nothing sled
 /// lacks, and its absence is no loss.
 pub(crate) const META_CLEAN: &[u8] = b"Mclean";
+/// Present while the totals are being rewritten from the sales: they are
+/// incomplete, and opening rebuilds them again.
+pub(crate) const META_REBUILDING: &[u8] = b"Mrebuilding";
 
 pub(crate) fn group_key(day: NaiveDate, item: &Item, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(14 + item.as_str().len());
