@@ -157,6 +157,15 @@ async fn run(cli: Cli) -> u8 {
 /// A stream in flight: its batches (to locate refusals) and its reply.
 type StreamTask = JoinHandle<(Vec<Place>, Result<StreamSalesReply, tonic::Status>)>;
 
+/// A count the server put in an error's metadata; 0 when absent.
+fn metadata_count(status: &tonic::Status, key: &str) -> u64 {
+    status
+        .metadata()
+        .get(key)
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `localhost:50051` and `localhost` both mean `http://localhost:50051`.
 fn with_scheme(server: &str) -> String {
     if server.contains("://") {
@@ -339,15 +348,8 @@ impl Sender {
             Err(status) => {
                 // What the stream settled before failing, when the server
                 // says so: those sales are not among the unconfirmed.
-                let settled = |key| {
-                    status
-                        .metadata()
-                        .get(key)
-                        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                let stored = settled(stream_failure::STORED);
-                let duplicates = settled(stream_failure::DUPLICATES);
+                let stored = metadata_count(&status, stream_failure::STORED);
+                let duplicates = metadata_count(&status, stream_failure::DUPLICATES);
                 let settled = (stored + duplicates).min(sales);
                 self.summary.sent += settled;
                 self.summary.stored += stored.min(settled);
