@@ -358,8 +358,7 @@ impl Store {
         let mut plan = CommitPlan::new(seq, self.max_items);
         let ids = KnownIds {
             db: &self.db,
-            pending: &self.pending.ids,
-            pending_writes: &self.pending.writes,
+            pending: &self.pending.writes,
         };
         let outcomes = requests
             .iter()
@@ -384,7 +383,7 @@ impl Store {
             micros = writing.elapsed().as_micros() as u64,
             "commit in the journal"
         );
-        self.pending.add(writes, std::mem::take(&mut plan.claimed));
+        self.pending.add(writes);
 
         self.next_seq = seq + 1;
         let mut statistics = self.statistics.write().unwrap_or_else(|e| e.into_inner());
@@ -598,20 +597,25 @@ impl<'a> CommitPlan<'a> {
         // An empty batch stores nothing, so it reserves no id either; nor
         // does a batch refused for the item limit, which is all or nothing
         // so that sending it again later (with a higher limit) stores it.
-        let batch = request.batch.as_ref().filter(|_| !request.sales.is_empty());
-        if let Some((id, fingerprint)) = batch {
+        let batch = request
+            .batch
+            .as_ref()
+            .filter(|_| !request.sales.is_empty())
+            .map(|(id, fingerprint)| {
+                (keys::id_key(BATCH_IDS, id.as_str()), *fingerprint)
+            });
+        if let Some((key, fingerprint)) = &batch {
             if !self.items_fit(&request.sales, current) {
                 return Ok(vec![Outcome::TooManyItems; request.sales.len()]);
             }
-            let key = keys::id_key(BATCH_IDS, id.as_str());
-            if let Some(outcomes) = self.seen_batch(ids, &key, *fingerprint, request)? {
+            if let Some(outcomes) = self.seen_batch(ids, key, *fingerprint, request)? {
                 return Ok(outcomes);
             }
         }
 
         let outcomes = self.add_sales(ids, current, request)?;
 
-        if let Some((id, fingerprint)) = batch {
+        if let Some((key, fingerprint)) = batch {
             // Claimed after its sales, to record which of them conflicted.
             let conflicts: Vec<u32> = outcomes
                 .iter()
@@ -619,10 +623,9 @@ impl<'a> CommitPlan<'a> {
                 .filter(|(_, outcome)| **outcome == Outcome::Conflict)
                 .map(|(position, _)| position as u32)
                 .collect();
-            let key = keys::id_key(BATCH_IDS, id.as_str());
-            let record = encode_batch_id(*fingerprint, self.seq, &conflicts);
+            let record = encode_batch_id(fingerprint, self.seq, &conflicts);
             self.writes.push((key.clone(), record));
-            self.claimed.insert(key.clone(), *fingerprint);
+            self.claimed.insert(key.clone(), fingerprint);
             self.batch_conflicts.insert(key, conflicts);
         }
         Ok(outcomes)
@@ -778,18 +781,16 @@ impl<'a> CommitPlan<'a> {
 /// them one by one would).
 #[derive(Default)]
 struct Pending {
+    /// Planning looks here before sled for the ids these commits took.
     writes: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// The ids these commits claimed: planning looks here before sled.
-    ids: HashMap<Vec<u8>, u128>,
     /// Writes added, counting repeats.
     count: usize,
 }
 
 impl Pending {
-    fn add(&mut self, writes: Vec<journal::Write>, ids: HashMap<Vec<u8>, u128>) {
+    fn add(&mut self, writes: Vec<journal::Write>) {
         self.count += writes.len();
         self.writes.extend(writes);
-        self.ids.extend(ids);
     }
 }
 
@@ -846,36 +847,35 @@ fn apply_writes(
 /// Where planning finds the ids already taken.
 struct KnownIds<'s> {
     db: &'s sled::Db,
-    pending: &'s HashMap<Vec<u8>, u128>,
-    pending_writes: &'s BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The writes of commits not yet applied to sled.
+    pending: &'s BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl KnownIds<'_> {
     /// The fingerprint stored under an id key, if the id is taken.
     fn get(&self, key: &[u8]) -> Result<Option<u128>, StoreError> {
-        if let Some(fingerprint) = self.pending.get(key) {
-            return Ok(Some(*fingerprint));
-        }
-        self.db
-            .get(key)?
-            .map(|value| {
-                decode_id(&value)
-                    .map(|(fp, _)| fp)
-                    .map_err(|e| corrupt(key, e))
-            })
-            .transpose()
+        self.decode(key, |record| {
+            decode_id(record).map(|(fingerprint, _)| fingerprint)
+        })
     }
 
     /// The positions of a stored batch whose ids conflicted, if the batch
     /// id is taken.
     fn batch_conflicts(&self, key: &[u8]) -> Result<Option<Vec<u32>>, StoreError> {
-        let record = match self.pending_writes.get(key) {
-            Some(record) => Some(record.to_vec()),
-            None => self.db.get(key)?.map(|value| value.to_vec()),
+        self.decode(key, decode_batch_conflicts)
+    }
+
+    /// Decodes the id record under `key`, pending or in sled.
+    fn decode<T>(
+        &self,
+        key: &[u8],
+        decode: impl Fn(&[u8]) -> Result<T, codec::Malformed>,
+    ) -> Result<Option<T>, StoreError> {
+        let decoded = match self.pending.get(key) {
+            Some(record) => Some(decode(record)),
+            None => self.db.get(key)?.map(|record| decode(&record)),
         };
-        record
-            .map(|record| decode_batch_conflicts(&record).map_err(|e| corrupt(key, e)))
-            .transpose()
+        decoded.transpose().map_err(|e| corrupt(key, e))
     }
 }
 
@@ -892,8 +892,8 @@ impl Recovery<'_> {
     /// Applies the journal's commits that sled does not hold yet (it lost
     /// the ones it had not flushed when the process stopped): the unbroken
     /// run from sled's next commit. Returns the next sequence number.
-    /// `unfinished` is a multi-batch apply that was interrupted; its mark
-    /// stays until the caller has settled it.
+    /// `unfinished` is the mark of an interrupted apply; it stays until the
+    /// caller has settled it.
     fn replay(
         &mut self,
         next_seq: u64,
@@ -933,8 +933,8 @@ impl Recovery<'_> {
         Ok(expected)
     }
 
-    /// Checks that sled holds no commit in part: an interrupted multi-batch
-    /// apply must have been completed by the journal. One that was not is
+    /// Checks that sled holds no commit in part: an interrupted apply must
+    /// have been completed by the journal. One that was not is
     /// refused or, when recovering, rolled back: the sale groups and ids of
     /// the unfinished commits are removed (the caller then rebuilds the
     /// totals and clears the mark). Returns whether that happened.
@@ -1267,8 +1267,9 @@ mod recovery_tests {
         }
     }
 
-    /// sled holding the first batch of a commit applied in several, as a
-    /// crash leaves it, with the journal that would complete it gone.
+    /// sled holding the first writes of a commit, as a crash in the middle
+    /// of applying it leaves it, with the journal that would complete it
+    /// gone.
     fn half_applied_without_journal(dir: &Path) {
         let mut store = Store::open(dir, &options(false)).unwrap();
         store.commit(&[wide_request("whole")]).unwrap();
@@ -1286,8 +1287,8 @@ mod recovery_tests {
     fn a_half_applied_commit_is_completed_from_the_journal() {
         let dir = tempfile::TempDir::new().unwrap();
         let mut store = Store::open(dir.path(), &options(false)).unwrap();
-        // Eight commits of 50 sales: each small enough for one sled batch
-        // when replayed, together more than one when applied at once.
+        // Eight commits of 50 sales, applied together; sled gets 256 of
+        // their writes before the apply stops.
         let request = wide_request("half");
         for part in request.sales.chunks(50) {
             let part = WriteRequest::sales(part.to_vec());
