@@ -16,19 +16,20 @@ use chrono::NaiveDate;
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
 use sales_storage::documents::SaleDocument;
 use sales_storage::import::{file_id, sale_id, seed_layout_id};
-use sales_storage::listing::{list_sale_files, open_regular};
+use sales_storage::listing::{list_sale_files, open_regular, Listing};
 use sales_storage::readahead::visit_files;
 use sales_storage::{NewSale, Rejection, SaleId};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Where sales come from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Source {
     Stdin,
     File(PathBuf),
     /// A directory in the seed's layout; each sale's id is its file's path
-    /// under the directory, as the server's own import does.
-    Directory(PathBuf),
+    /// under the directory, as the server's own import does. Listed once,
+    /// for the progress bar's total and for reading.
+    Directory(PathBuf, Result<Listing, String>),
 }
 
 impl Source {
@@ -36,7 +37,8 @@ impl Source {
         if argument.as_os_str() == "-" {
             Source::Stdin
         } else if argument.is_dir() {
-            Source::Directory(argument.to_path_buf())
+            let listing = list_sale_files(argument).map_err(|error| error_chain(&error));
+            Source::Directory(argument.to_path_buf(), listing)
         } else {
             Source::File(argument.to_path_buf())
         }
@@ -142,7 +144,7 @@ impl Reader {
                         seed_layout_id(&path).map(|id| format!("{}{id}", self.id_prefix));
                     self.read_file(&path, id.as_deref())
                 }
-                Source::Directory(dir) => self.read_directory(&dir),
+                Source::Directory(dir, listing) => self.read_directory(&dir, listing),
             };
             if !going_on {
                 return;
@@ -174,13 +176,13 @@ impl Reader {
         }
     }
 
-    fn read_directory(&mut self, dir: &Path) -> bool {
-        let listing = match list_sale_files(dir) {
+    fn read_directory(&mut self, dir: &Path, listing: Result<Listing, String>) -> bool {
+        let listing = match listing {
             Ok(listing) => listing,
             Err(error) => {
                 return self.emit(Event::Unreadable {
                     place: dir.display().to_string(),
-                    error: error_chain(&error),
+                    error,
                 })
             }
         };
@@ -396,8 +398,9 @@ pub(crate) fn total_bytes(sources: &[Source]) -> Option<u64> {
             Source::File(path) => {
                 total += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
             }
-            Source::Directory(dir) => {
-                total += list_sale_files(dir)
+            Source::Directory(_, listing) => {
+                total += listing
+                    .as_ref()
                     .ok()?
                     .files
                     .iter()
