@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use sales_proto::v1::{Sale as WireSale, SaleBatch};
-use sales_storage::documents::SaleDocument;
+use sales_storage::documents::{Place, SaleDocument};
 use sales_storage::import::{file_id, sale_id, seed_layout_id};
 use sales_storage::listing::{list_sale_files, open_regular, Listing};
 use sales_storage::readahead::visit_files;
@@ -45,28 +45,12 @@ impl Source {
     }
 }
 
-/// Where a sale came from: a file (or `<stdin>`) and a line. The name is
-/// shared by all the sales of a file, so a place costs a few bytes.
-#[derive(Clone)]
-pub(crate) struct Place {
-    source: Arc<str>,
-    line: u64,
-}
-
 /// How standard input is named in places.
 const STDIN: &str = "<stdin>";
 
-impl Place {
-    /// Whether the sale came from standard input.
-    pub(crate) fn is_stdin(&self) -> bool {
-        &*self.source == STDIN
-    }
-}
-
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.source, self.line)
-    }
+/// Whether a sale came from standard input.
+pub(crate) fn from_stdin(place: &Place) -> bool {
+    &*place.file == STDIN
 }
 
 /// A batch ready to send, with the place of each of its sales.
@@ -247,7 +231,7 @@ impl Reader {
             };
             empty = false;
             let place = Place {
-                source: Arc::clone(&source),
+                file: Arc::clone(&source),
                 line: read.line,
             };
             let going_on = match read.sale {

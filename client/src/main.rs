@@ -25,8 +25,9 @@ use sales_proto::stream_failure;
 use sales_proto::v1::{Outcome as WireOutcome, SaleBatch, StreamSalesReply};
 use tokio::task::JoinHandle;
 
-use input::{Event, Place, PlacedBatch, Reader, Source};
+use input::{Event, PlacedBatch, Reader, Source};
 use report::{exit, Progress, Summary};
+use sales_storage::documents::Place;
 use send::Connection;
 
 /// Pushes sales (JSON) to the sales service.
@@ -296,7 +297,7 @@ impl Sender {
             // On stdin, the seed's usage: every send is a new sale. From a
             // file, the id a batch of it would get, so that sending the file
             // again counts nothing twice, as with longer files.
-            sale.id = match place.is_stdin() {
+            sale.id = match input::from_stdin(place) {
                 true => one_off_id(),
                 false => batch.wire.batch_id.clone(),
             };

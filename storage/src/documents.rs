@@ -15,6 +15,23 @@ use crate::sale::NewSale;
 /// Largest accepted text of one sale. A real sale is about 100 bytes.
 pub const MAX_SALE_BYTES: usize = 64 * 1024;
 
+/// Where a sale came from: its file (or `<stdin>`) and line, for messages
+/// the user can act on. The name is shared by all the sales of a file, so
+/// a place costs a few bytes.
+#[derive(Clone, Debug)]
+pub struct Place {
+    /// The file as the user named it, or `<stdin>`.
+    pub file: std::sync::Arc<str>,
+    /// The line the sale starts on, from 1.
+    pub line: u64,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
 /// One sale read from a document, or the reason it could not be.
 #[derive(Debug)]
 pub struct ReadSale {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::documents::SaleDocument;
+use crate::documents::{Place, SaleDocument};
 use crate::error::{Rejection, StoreError};
 use crate::json::parse_legacy_sale;
 use crate::listing::{list_sale_files, open_regular};
@@ -135,19 +135,6 @@ fn stopped(report: &ImportReport, cause: StoreError) -> ImportError {
         stored: report.stored,
         duplicates: report.duplicates,
         cause,
-    }
-}
-
-/// Where a sale came from: its file and line.
-#[derive(Clone)]
-struct Place {
-    file: Arc<str>,
-    line: u64,
-}
-
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
     }
 }
 
